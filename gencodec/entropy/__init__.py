@@ -1,0 +1,1 @@
+"""Entropy modelling and coding: priors, integer scale path, tables, the ANS coder."""

@@ -1,0 +1,220 @@
+"""The mean-scale hyperprior latent codec (Minnen et al. 2018, without context model).
+
+    y --gain(level)--> y_g            z = h_a(y) --gain_z(level)--> z^ = round(z_g)
+    z^ --IntegerScaleNet--> scale index (exact)     z^ / gain_z --h_s mean--> mu (float)
+    s = round(y_g - mu * gain)  (mean subtracted before rounding)
+    y^ = (s + mu * gain) / gain
+
+One model serves every rate level: a level is a pair of per-channel gain
+vectors (Cui et al. 2021) plus level biases in the integer scale network and
+its own factorized prior for z.
+
+The coded order, which the decoder follows: z^ channel by channel (raster
+order inside a channel), z escapes, then the symbols of y grouped by scale
+index (ascending; raster order of (channel, row, column) inside a group),
+then y escapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CorruptFileError
+from ..nn.hyper import HyperAnalysis, HyperSynthesisMean
+from .ans import CategoricalTable, SymbolReader, SymbolWriter
+from .escape import ESCAPE_BITS, MAX_RESIDUAL, merge_escapes, split_escapes
+from .factorized import FactorizedPrior
+from .gaussian import GaussianConditional
+from .integer_scale import IntegerScaleNet
+from .tables import TOTAL
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _uniform_noise(x: torch.Tensor) -> torch.Tensor:
+    return x + torch.empty_like(x).uniform_(-0.5, 0.5)
+
+
+@dataclass
+class LatentCode:
+    """The integer content of a code: what the ANS stream carries, and the derived indexes."""
+
+    z_hat: torch.Tensor      # (C_z, h/4, w/4) int64
+    symbols: torch.Tensor    # (C_y, h, w) int64, s = round(y_g - mu_g)
+    indexes: torch.Tensor    # (C_y, h, w) int64 scale indexes
+
+
+class HyperpriorLatentCodec(nn.Module):
+    def __init__(self, latent_channels: int = 128, hyper_channels: int = 128, hyper_latent_channels: int = 64,
+                 n_levels: int = 8, n_scales: int = 64, scale_min: float = 0.11, scale_max: float = 64.0,
+                 z_half_width: int = 32, gain_range: tuple[float, float] = (0.25, 2.0)):
+        super().__init__()
+        self.latent_channels = latent_channels
+        self.hyper_latent_channels = hyper_latent_channels
+        self.n_levels = n_levels
+        self.hyper_analysis = HyperAnalysis(latent_channels, hyper_channels, hyper_latent_channels)
+        self.hyper_mean = HyperSynthesisMean(hyper_latent_channels, hyper_channels, latent_channels)
+        self.scale_net = IntegerScaleNet(hyper_latent_channels, hyper_channels, latent_channels, n_levels, n_scales)
+        self.z_prior = FactorizedPrior(n_levels * hyper_latent_channels, half_width=z_half_width)
+        self.y_conditional = GaussianConditional(n_scales, scale_min, scale_max)
+        # Level 0 is the lowest rate: small gains quantise y coarsely.
+        log_gains = torch.linspace(np.log(gain_range[0]), np.log(gain_range[1]), n_levels)
+        self.log_gain = nn.Parameter(log_gains[:, None].repeat(1, latent_channels))
+        self.log_z_gain = nn.Parameter(torch.zeros(n_levels, hyper_latent_channels))
+        self._tables: dict | None = None
+
+    # -- shared pieces --------------------------------------------------------------------
+    def _gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.exp(self.log_gain[level])[:, :, None, None]
+        gz = torch.exp(self.log_z_gain[level])[:, :, None, None]
+        return g, gz
+
+    def _z_likelihood(self, z: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Per-element likelihood of z under each sample's own level prior."""
+        out = torch.empty_like(z)
+        for lv in level.unique().tolist():
+            rows = level == lv
+            out[rows] = self.z_prior.likelihood(z[rows], lv * self.hyper_latent_channels)
+        return out
+
+    # -- training / evaluation forward -------------------------------------------------------
+    def forward(self, y: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
+        """y (N, C, h, w), level (N,) -> y_hat and the rate in bits per image.
+
+        Training: additive uniform noise gives the differentiable rate, and
+        straight-through rounding gives y_hat (the decoder sees real
+        quantisation). Evaluation: real rounding, exact indexes and the
+        integer tables, so `bits` is the model's information content.
+        """
+        g, gz = self._gains(level)
+        z_g = self.hyper_analysis(y) * gz
+        if self.training:
+            z_hat = _ste_round(z_g)
+            bits_z = -torch.log2(self._z_likelihood(_uniform_noise(z_g), level)).sum((1, 2, 3))
+            indexes = self.scale_net(z_hat, level)
+        else:
+            z_hat = torch.round(z_g)
+            bits_z = self._z_bits(z_hat, level)
+            indexes = torch.cat([self.scale_net.indexes(z_hat[i: i + 1], int(level[i])) for i in range(len(level))])
+        mu_g = self.hyper_mean(z_hat / gz) * g
+        residual = (y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL)
+        if self.training:
+            scale = self.y_conditional.scale(indexes)
+            lik = self.y_conditional.likelihood(_uniform_noise(residual), scale)
+            bits_y = -torch.log2(lik).sum((1, 2, 3))
+            y_hat = (_ste_round(residual) + mu_g) / g
+        else:
+            s = torch.round(residual)
+            bits_y = self.y_conditional.bits(s, indexes).sum((1, 2, 3)).to(y.dtype)
+            y_hat = (s + mu_g) / g
+        return {"y_hat": y_hat, "bits_y": bits_y, "bits_z": bits_z, "bits": bits_y + bits_z}
+
+    def _z_bits(self, z_hat: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        k = self.z_prior.half_width
+        counts = self.z_prior.counts
+        bits = []
+        for i in range(z_hat.shape[0]):
+            rows = counts[int(level[i]) * self.hyper_latent_channels + torch.arange(z_hat.shape[1])]
+            v = z_hat[i].reshape(z_hat.shape[1], -1).long()
+            escaped = v.abs() > k
+            col = torch.where(escaped, torch.full_like(v, 2 * k + 1), v + k)
+            p = torch.gather(rows.long(), 1, col).double() / TOTAL
+            bits.append((-torch.log2(p)).sum() + escaped.sum() * ESCAPE_BITS)
+        return torch.stack(bits).to(z_hat.dtype)
+
+    # -- coding tables ------------------------------------------------------------------------
+    def update_tables(self) -> None:
+        """Rebuild the learned z tables (after training, before export)."""
+        self.z_prior.update_tables()
+        self._tables = None
+
+    def _coding_tables(self) -> dict:
+        """constriction models for every table row, built once per table state."""
+        if self._tables is None:
+            if not self.z_prior.tables_ready:
+                raise RuntimeError("entropy tables are not built: call model.update_tables() before coding")
+            gc = self.y_conditional
+            self._tables = {
+                "z": [CategoricalTable(row.numpy()) for row in self.z_prior.counts.cpu()],
+                "y": [CategoricalTable(gc.row(i).cpu().numpy()) for i in range(gc.n_scales)],
+                "y_half_widths": gc.half_widths.cpu().numpy().astype(np.int64),
+            }
+        return self._tables
+
+    def _load_from_state_dict(self, *args, **kwargs):  # new weights -> new tables
+        self._tables = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    # -- compress / decompress ---------------------------------------------------------------------
+    @torch.no_grad()
+    def analyse(self, y: torch.Tensor, level: int) -> LatentCode:
+        """y (1, C, h, w) -> the integer code at `level` (the encoder's half of the model)."""
+        lv = torch.tensor([level], device=y.device)
+        g, gz = self._gains(lv)
+        z_hat = torch.round(self.hyper_analysis(y) * gz)
+        indexes = self.scale_net.indexes(z_hat, level)
+        mu_g = self.hyper_mean(z_hat / gz) * g
+        s = torch.round((y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL))
+        return LatentCode(z_hat[0].long().cpu(), s[0].long().cpu(), indexes[0].cpu())
+
+    def encode(self, code: LatentCode, level: int) -> tuple[bytes, float]:
+        """Entropy-code a LatentCode -> (payload, information content in bits)."""
+        tables = self._coding_tables()
+        writer = SymbolWriter()
+        k = self.z_prior.half_width
+        z = code.z_hat.reshape(code.z_hat.shape[0], -1).numpy()
+        z_cols, z_esc = split_escapes(z, np.array(k))
+        for c in range(z.shape[0]):
+            writer.write(z_cols[c], tables["z"][level * self.hyper_latent_channels + c])
+        writer.write_escapes(z_esc)
+        idx = code.indexes.reshape(-1).numpy()
+        order = np.argsort(idx, kind="stable")  # group by index, raster order inside
+        sym = code.symbols.reshape(-1).numpy()[order]
+        idx_sorted = idx[order]
+        cols, y_esc = split_escapes(sym, tables["y_half_widths"][idx_sorted])
+        bounds = np.searchsorted(idx_sorted, np.arange(len(tables["y"]) + 1))
+        for i in range(len(tables["y"])):
+            writer.write(cols[bounds[i]: bounds[i + 1]], tables["y"][i])
+        writer.write_escapes(y_esc)
+        return writer.finish(), writer.information_bits
+
+    def decode(self, payload: bytes, level: int, height: int, width: int,
+               device: torch.device | str = "cpu") -> LatentCode:
+        """Payload -> LatentCode for a latent of (height, width); raises CorruptFileError on damage."""
+        tables = self._coding_tables()
+        reader = SymbolReader(payload)
+        k = self.z_prior.half_width
+        cz, zh, zw = self.hyper_latent_channels, height // 4, width // 4
+        z_cols = np.stack([reader.read(zh * zw, tables["z"][level * cz + c]) for c in range(cz)])
+        z_escaped = int((z_cols == 2 * k + 1).sum())
+        z = merge_escapes(z_cols, np.array(k), reader.read_escapes(z_escaped))
+        z_hat = torch.from_numpy(z).reshape(1, cz, zh, zw)
+        indexes = self.scale_net.indexes(z_hat.to(device), level)[0].cpu()
+        idx = indexes.reshape(-1).numpy()
+        order = np.argsort(idx, kind="stable")
+        idx_sorted = idx[order]
+        counts = np.bincount(idx_sorted, minlength=len(tables["y"]))
+        cols = np.concatenate([reader.read(int(counts[i]), tables["y"][i]) for i in range(len(tables["y"]))])
+        half = tables["y_half_widths"][idx_sorted]
+        y_escaped = int((cols == 2 * half + 1).sum())
+        sym_sorted = merge_escapes(cols, half, reader.read_escapes(y_escaped))
+        reader.finish()
+        sym = np.empty_like(sym_sorted)
+        sym[order] = sym_sorted
+        symbols = torch.from_numpy(sym).reshape(self.latent_channels, height, width)
+        return LatentCode(z_hat[0].long(), symbols, indexes)
+
+    @torch.no_grad()
+    def reconstruct(self, code: LatentCode, level: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
+        """LatentCode -> y^ (1, C, h, w): (s + mu_g) / g."""
+        lv = torch.tensor([level], device=device)
+        g, gz = self._gains(lv)
+        z_hat = code.z_hat[None].to(device=device, dtype=dtype)
+        mu_g = self.hyper_mean(z_hat / gz.to(dtype)) * g.to(dtype)
+        return (code.symbols[None].to(device=device, dtype=dtype) + mu_g) / g.to(dtype)

@@ -1,0 +1,89 @@
+"""GenCodecModel: every network of gencodec in one diffusers-style model folder.
+
+A model folder is `config.json` + `diffusion_pytorch_model.safetensors`, written
+by `save_pretrained` and read by `from_pretrained` with no network access. The
+entropy tables travel inside the safetensors file as integer buffers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .entropy.hyperprior import HyperpriorLatentCodec
+from .nn.analysis import AnalysisTransform
+from .nn.synthesis import SynthesisTransform
+
+
+class GenCodecModel(ModelMixin, ConfigMixin):
+    """Analysis transform E, hyperprior latent codec, base synthesis G."""
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_channels: int = 128,
+        channels: tuple = (64, 96, 128, 192),
+        blocks: tuple = (0, 1, 1, 2),
+        attention_stages: tuple = (3,),
+        attention_heads: int = 4,
+        attention_window: int = 8,
+        hyper_channels: int = 128,
+        hyper_latent_channels: int = 64,
+        n_levels: int = 8,
+        n_scales: int = 64,
+        scale_min: float = 0.11,
+        scale_max: float = 64.0,
+        z_half_width: int = 32,
+        gain_range: tuple = (0.25, 2.0),
+        trained_steps: int = 0,
+    ):
+        super().__init__()
+        transform_args = dict(channels=tuple(channels), blocks=tuple(blocks),
+                              attention_stages=tuple(attention_stages), heads=attention_heads,
+                              window=attention_window)
+        self.analysis = AnalysisTransform(latent_channels, **transform_args)
+        self.synthesis = SynthesisTransform(latent_channels, **transform_args)
+        self.latent_codec = HyperpriorLatentCodec(
+            latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
+            scale_min, scale_max, z_half_width, tuple(gain_range))
+
+    @property
+    def n_levels(self) -> int:
+        return self.config.n_levels
+
+    @property
+    def padding_multiple(self) -> int:
+        """Images are padded to this multiple: y is at 1/2^S and z at a further 1/4."""
+        return self.analysis.downsampling * 4
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x (N,3,H,W) in [0,1] (H, W multiples of padding_multiple) -> x_bar, rates."""
+        y = self.analysis(x)
+        out = self.latent_codec(y, level)
+        out["x_bar"] = self.synthesis(out["y_hat"])
+        return out
+
+    def update_tables(self) -> None:
+        self.latent_codec.update_tables()
+
+    def fingerprint(self) -> str:
+        """sha256 over the config and every parameter and buffer, as hex.
+
+        A file's header stores its low 16 bits; decoding with another model is
+        refused rather than turned into a wrong image.
+        """
+        h = hashlib.sha256()
+        config = {k: v for k, v in self.config.items() if not k.startswith("_")}
+        h.update(json.dumps(config, sort_keys=True, default=list).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Neural network building blocks: transforms, hyper transforms, shared layers."""
