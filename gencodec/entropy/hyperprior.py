@@ -147,6 +147,11 @@ class HyperpriorLatentCodec(nn.Module):
             }
         return self._tables
 
+    def __getstate__(self):  # copies and pickles rebuild the constriction models on demand
+        state = dict(self.__dict__)
+        state["_tables"] = None
+        return state
+
     def _load_from_state_dict(self, *args, **kwargs):  # new weights -> new tables
         self._tables = None
         super()._load_from_state_dict(*args, **kwargs)

@@ -1,0 +1,63 @@
+"""Shared fixtures: small models and images built on the spot (no network, no ../shared)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+KODAK = SHARED / "data" / "kodak"
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A photo-like test image: smooth colour fields plus a little texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    img = np.zeros((height, width, 3))
+    for c in range(3):
+        a, b, f = rng.uniform(-1, 1, 3)
+        img[..., c] = 0.5 + 0.3 * np.sin(6 * (a * xx + b * yy) + f) + 0.05 * rng.standard_normal((height, width))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def untrained_codec():
+    import gencodec
+    return gencodec.load("untrained", device="cpu")
+
+
+def make_rich_model():
+    """An untrained model stretched so its code exercises the coder.
+
+    Fresh weights put almost every z^ at 0 and every scale index in one place,
+    which would make the determinism tests trivially true. Amplifying the
+    hyper-analysis output and the scale network spreads z^ over several
+    integers and the indexes over much of the table.
+    """
+    from gencodec.pretrained import untrained_model
+    model = untrained_model()
+    with torch.no_grad():
+        model.latent_codec.hyper_analysis.layers[-1].weight.mul_(200)
+        model.latent_codec.scale_net.conv3.weight.mul_(4)
+        for level in range(model.n_levels):
+            model.latent_codec.log_gain[level].fill_(math.log(10 * 1.6 ** level))
+    model.update_tables()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def rich_codec():
+    from gencodec.codec import Codec
+    return Codec(make_rich_model(), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photo():
+    return smooth_image(128, 192, seed=1)

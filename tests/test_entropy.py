@@ -1,0 +1,97 @@
+"""Entropy coding: tables, escapes, the ANS stream, and real size against information content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gencodec import bitstream
+from gencodec.entropy.ans import CategoricalTable, SymbolReader, SymbolWriter
+from gencodec.entropy.escape import merge_escapes, split_escapes
+from gencodec.entropy.hyperprior import LatentCode
+from gencodec.entropy.tables import TOTAL, quantize_pmf
+from gencodec.errors import CorruptFileError
+from gencodec.imageio import image_to_tensor
+
+
+def test_quantize_pmf_keeps_every_symbol_codable():
+    pmf = torch.tensor([[1.0, 0.0, 1e-12, 3.0], [0.25, 0.25, 0.25, 0.25]])
+    counts = quantize_pmf(pmf)
+    assert counts.dtype == torch.int32
+    assert (counts >= 1).all()
+    assert (counts.sum(-1) == TOTAL).all()
+    assert counts[0, 3] > counts[0, 0] > counts[0, 1]
+
+
+def test_gaussian_tables_are_valid(untrained_codec):
+    gc = untrained_codec.model.latent_codec.y_conditional
+    for i in range(gc.n_scales):
+        row = gc.row(i)
+        assert row.sum() == TOTAL and (row >= 1).all()
+        k = int(gc.half_widths[i])
+        assert len(row) == 2 * k + 2
+        assert row[k] == row[: 2 * k + 1].max()  # the mode is at s = 0
+
+
+def test_escape_split_merge_round_trip():
+    rng = np.random.default_rng(0)
+    half = rng.integers(1, 6, size=500)
+    symbols = rng.integers(-40, 40, size=500)
+    cols, values = split_escapes(symbols, half)
+    assert (cols <= 2 * half + 1).all() and (cols >= 0).all()
+    assert len(values) == int((np.abs(symbols) > half).sum())
+    np.testing.assert_array_equal(merge_escapes(cols, half, values), symbols)
+
+
+def test_ans_round_trip_and_exhaustion_check():
+    rng = np.random.default_rng(1)
+    tables = [CategoricalTable(quantize_pmf(torch.rand(n)).numpy()) for n in (2, 7, 300)]
+    chunks = [(rng.integers(0, len(t.counts), size=rng.integers(0, 400)), t) for t in tables for _ in range(3)]
+    writer = SymbolWriter()
+    for symbols, table in chunks:
+        writer.write(symbols, table)
+    writer.write_escapes(np.array([0, 5, 131071]))
+    payload = writer.finish()
+    reader = SymbolReader(payload)
+    for symbols, table in chunks:
+        np.testing.assert_array_equal(reader.read(len(symbols), table), symbols)
+    np.testing.assert_array_equal(reader.read_escapes(3), [0, 5, 131071])
+    reader.finish()
+    # Reading fewer symbols than were written leaves the stream unfinished: detected.
+    reader = SymbolReader(payload)
+    reader.read(len(chunks[0][0]), chunks[0][1])
+    with pytest.raises(CorruptFileError):
+        reader.finish()
+
+
+def test_symbols_round_trip_exactly_including_escapes(rich_codec, photo):
+    codec = rich_codec
+    code, h, w = codec.analyse(photo, level=5)
+    # Push some symbols far outside their tables so the escape path is used.
+    symbols = code.symbols.clone()
+    symbols.view(-1)[::97] = torch.randint(-30000, 30000, symbols.view(-1)[::97].shape)
+    code = LatentCode(code.z_hat, symbols, code.indexes)
+    data = codec.encode_code(code, 5, h, w)
+    decoded, header = codec.decode_code(data)
+    assert torch.equal(decoded.z_hat, code.z_hat)
+    assert torch.equal(decoded.indexes, code.indexes)
+    assert torch.equal(decoded.symbols, code.symbols)
+
+
+@pytest.mark.parametrize("level", [0, 4, 7])
+def test_file_size_matches_information_content(rich_codec, photo, level):
+    """Real bytes = header + checksum + ceil-to-words(information content), within 1%."""
+    codec = rich_codec
+    code, h, w = codec.analyse(photo, level)
+    payload, info_bits = codec.model.latent_codec.encode(code, level)
+    data = codec.encode_code(code, level, h, w)
+    overhead = bitstream.HEADER_BYTES + bitstream.CHECKSUM_BYTES
+    assert len(data) == len(payload) + overhead
+    # ANS emits whole 32-bit words and flushes its 64-bit state: up to 8 bytes over.
+    assert info_bits / 8 * 0.99 <= len(payload) <= info_bits / 8 * 1.01 + 8
+    # The evaluation-mode rate estimate of the model is the same information content.
+    with torch.no_grad():
+        y = codec.model.analysis(image_to_tensor(photo))  # 128x192: no padding needed
+        est = codec.model.latent_codec(y, torch.tensor([level]))["bits"].item()
+    assert est == pytest.approx(info_bits, rel=1e-4)
