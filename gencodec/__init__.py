@@ -4,13 +4,16 @@
     codec = gencodec.load("path/to/model")
     data = codec.compress("photo.jpg", level=3)
     image = codec.decompress(data)
+
+torch and diffusers load on first use, so `gencodec --help` and `gencodec info`
+start quickly.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
-from .codec import Codec, FileInfo
 from .errors import (
     CorruptFileError,
     GencodecError,
@@ -20,14 +23,24 @@ from .errors import (
     NotAGencodecFileError,
     UnsupportedVersionError,
 )
-from .model import GenCodecModel
-from .pretrained import DEFAULT_MODEL, UNTRAINED, load_model
 
 __version__ = "0.1.0"
+DEFAULT_MODEL = "default"
+UNTRAINED = "untrained"
+
+_LAZY = {"Codec": ".codec", "FileInfo": ".codec", "GenCodecModel": ".model", "load_model": ".pretrained"}
 
 
-def load(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | None = None) -> Codec:
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'gencodec' has no attribute {name!r}")
+
+
+def load(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | None = None):
     """A Codec for a model folder, a shipped model's name, or 'untrained'."""
+    from .codec import Codec
+    from .pretrained import load_model
     return Codec(load_model(name_or_path), device=device)
 
 

@@ -13,9 +13,8 @@ from .model import GenCodecModel
 #: Models shipped inside the package live in gencodec/weights/<name>/.
 SHIPPED_DIR = Path(__file__).parent / "weights"
 #: The name `gencodec.load()` and the CLI use when no model is given.
-DEFAULT_MODEL = "default"
+from . import DEFAULT_MODEL, UNTRAINED  # noqa: E402  (one definition)
 #: Builds a freshly initialised model (seed 0): codes round-trip, pictures are noise.
-UNTRAINED = "untrained"
 
 
 def shipped_models() -> list[str]:

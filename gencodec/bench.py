@@ -1,0 +1,59 @@
+"""`gencodec bench`: compress / decompress time and file size, as a table of medians.
+
+Timings on shared machines wander, so every variant runs in the same process,
+interleaved round by round, and the table reports medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .codec import Codec
+
+
+def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A deterministic photo-like image (smooth fields + texture) for timing without data files."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    img = np.stack([0.5 + 0.3 * np.sin(6 * (rng.uniform(-1, 1) * xx + rng.uniform(-1, 1) * yy))
+                    + 0.05 * rng.standard_normal((height, width)) for _ in range(3)], -1)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], repeats: int = 5,
+              image: np.ndarray | None = None, log=print) -> list[dict]:
+    """Time compress and decompress for every (size, level); print and return the rows."""
+    cases = []
+    for (w, h) in sizes:
+        img = synthetic_photo(h, w) if image is None else np.asarray(Image.fromarray(image).resize((w, h)))
+        for level in levels:
+            cases.append({"size": f"{w}x{h}", "pixels": w * h, "level": level, "image": img,
+                          "enc": [], "dec": []})
+    for case in cases:  # warm-up: first calls build tables and allocate
+        case["data"] = codec.compress(case["image"], level=case["level"])
+        codec.decompress(case["data"])
+    for _ in range(repeats):
+        for case in cases:  # interleaved, so drifts in machine speed hit every case alike
+            t0 = time.perf_counter()
+            case["data"] = codec.compress(case["image"], level=case["level"])
+            t1 = time.perf_counter()
+            codec.decompress(case["data"])
+            t2 = time.perf_counter()
+            case["enc"].append(t1 - t0)
+            case["dec"].append(t2 - t1)
+    log(f"device {codec.device}, torch threads {torch.get_num_threads()}, {repeats} repeats (medians)")
+    log(f"{'size':>11}{'level':>6}{'bytes':>8}{'bpp':>9}{'compress s':>12}{'decompress s':>14}")
+    rows = []
+    for case in cases:
+        row = {"size": case["size"], "level": case["level"], "bytes": len(case["data"]),
+               "bpp": 8 * len(case["data"]) / case["pixels"],
+               "compress_s": statistics.median(case["enc"]), "decompress_s": statistics.median(case["dec"])}
+        rows.append(row)
+        log(f"{row['size']:>11}{row['level']:>6}{row['bytes']:>8}{row['bpp']:>9.4f}"
+            f"{row['compress_s']:>12.3f}{row['decompress_s']:>14.3f}")
+    return rows

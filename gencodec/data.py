@@ -1,0 +1,587 @@
+"""Training data: image folders and sharded tar files, as endless streams of random crops.
+
+Two sources feed the same training loop:
+
+* a folder of images (:class:`ImageFolderDataset`), the simplest thing on one machine;
+* tar shards made by :func:`pack_shards` (:class:`ShardDataset`), for clusters: a few
+  large files copy and stream far better than many small ones, and a re-encoded
+  pack (``max_side``/``quality``) makes a ~200 MB training set small enough to travel.
+
+The shard layout is the webdataset one (``shard-000000.tar`` holding
+``00000000.jpg``, ``00000001.png``, ...), so webdataset can read the shards, but
+nothing here depends on it. Both datasets loop forever over their share of the
+data (``rank`` of ``world_size`` processes, then DataLoader workers), reshuffle every
+epoch from a seed, and skip unusable images with one warning each.
+
+Command line: ``python -m gencodec.data pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import sys
+import tarfile
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import IterableDataset, get_worker_info
+
+from gencodec.errors import GencodecError, InvalidImageError
+from gencodec.imageio import load_image
+
+#: File suffixes treated as images (compared in lower case).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+#: pack_shards keeps only images at least this large on the short side.
+MIN_PACK_SIDE = 64
+#: Default shard size limit: keeps each shard under common 50 MB upload/attachment limits.
+DEFAULT_MAX_SHARD_BYTES = 45_000_000
+#: JPEG quality used when pack_shards re-encodes and no quality is given.
+DEFAULT_QUALITY = 90
+#: Written next to the shards; lists them so a folder is read in a known order.
+INDEX_NAME = "index.json"
+
+_SHARD_RE = re.compile(r"shard-\d{6}\.tar")
+
+
+class DataWarning(UserWarning):
+    """An image was skipped (unreadable or too small); training goes on without it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files and cutting crops
+
+
+def find_images(root) -> list[Path]:
+    """Every image file under ``root``, recursively, sorted by relative path.
+
+    Sorting makes the list, and so the rank/worker split, identical on every
+    process. Symlinked folders are followed (datasets are often symlink farms),
+    each real folder once so a link cycle cannot loop.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise GencodecError(f"no such folder: {str(root)!r}")
+    if not root.is_dir():
+        raise GencodecError(f"not a folder: {str(root)!r}")
+    found = []
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                found.append(path)
+    if not found:
+        raise GencodecError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {str(root)!r}")
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def random_crop_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` crop of a uint8 (H, W, 3) image, flipped left-right half the time.
+
+    Returns float32 (3, size, size) in [0, 1]. Images smaller than the crop are
+    an error here: the datasets skip them rather than upscale, since upscaled
+    pixels would teach the codec blur.
+    """
+    height, width = image.shape[:2]
+    if height < size or width < size:
+        raise GencodecError(f"a {width}x{height} image is smaller than the {size} px crop")
+    top = int(rng.integers(0, height - size + 1))
+    left = int(rng.integers(0, width - size + 1))
+    crop = image[top:top + size, left:left + size]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    # The float32 conversion copies into a fresh, writable, contiguous CHW array.
+    chw = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(chw).div_(255.0)
+
+
+def split_share(items: list, index: int, count: int) -> list:
+    """Part ``index`` of ``count`` of a list, by striding: disjoint parts whose union is the list."""
+    return items[index::count]
+
+
+def _worker() -> tuple[int, int]:
+    """(worker id, number of workers) of the DataLoader worker we run in; (0, 1) in the main process."""
+    info = get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+def _check_common(crop_size: int, rank: int, world_size: int, seed: int) -> None:
+    if not isinstance(crop_size, int) or crop_size < 1:
+        raise GencodecError(f"crop size must be a positive integer, got {crop_size!r}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise GencodecError(f"rank must be in 0..world_size-1, got rank {rank} of world size {world_size}")
+    if seed < 0:
+        raise GencodecError(f"seed must be non-negative, got {seed}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+
+class _LoopingDataset(IterableDataset):
+    """Endless epochs of random crops, with the rules both datasets share.
+
+    Subclasses provide ``_epoch(rng, worker, num_workers)``: a generator of
+    crops for one pass over this worker's share that *returns* how many images
+    the share holds. Each epoch gets a generator seeded by (seed, rank, worker,
+    epoch), so a run is reproducible for a fixed number of workers. An image
+    that cannot be used is warned about once and never tried again; an epoch
+    whose share is not empty but yields nothing raises instead of spinning.
+
+    The skip set lives in this object, so in DataLoader workers it is per worker
+    (workers hold disjoint files, so each file is still warned about once per
+    DataLoader iterator; use persistent_workers to keep it across iterators).
+    """
+
+    def __init__(self, crop_size: int, rank: int, world_size: int, seed: int):
+        super().__init__()
+        _check_common(crop_size, rank, world_size, seed)
+        self.crop_size = crop_size
+        self.rank = rank
+        self.world_size = world_size
+        self.seed = seed
+        self._skipped: set[str] = set()
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        worker, num_workers = _worker()
+        epoch = 0
+        while True:
+            rng = np.random.default_rng([self.seed, self.rank, worker, epoch])
+            gen = self._epoch(rng, worker, num_workers)
+            produced = 0
+            while True:
+                try:
+                    crop = next(gen)
+                except StopIteration as stop:
+                    available = stop.value
+                    break
+                produced += 1
+                yield crop
+            if available == 0:
+                return  # more workers than items: this worker simply has nothing to do
+            if produced == 0:
+                raise GencodecError(
+                    f"none of the {available} images of rank {self.rank}/{self.world_size}, "
+                    f"worker {worker}/{num_workers} is usable (unreadable, or smaller than the "
+                    f"{self.crop_size} px crop on a side); see the warnings above")
+            epoch += 1
+
+    def _epoch(self, rng, worker, num_workers):
+        raise NotImplementedError
+
+    def _crop(self, key: str, label: str, source, rng) -> torch.Tensor | None:
+        """Decode ``source`` and crop it; None (after one warning) if it is unusable."""
+        try:
+            image = load_image(source)
+        except InvalidImageError as exc:
+            reason = str(exc)  # load_image names a file it was given by path; don't repeat it
+            self._skip(key, f"skipping unreadable image: {reason}" if label in reason
+                       else f"skipping {label}: {reason}")
+            return None
+        height, width = image.shape[:2]
+        if height < self.crop_size or width < self.crop_size:
+            self._skip(key, f"skipping {label}: {width}x{height} pixels is smaller than "
+                            f"the {self.crop_size} px crop")
+            return None
+        return random_crop_flip(image, self.crop_size, rng)
+
+    def _skip(self, key: str, message: str) -> None:
+        if key not in self._skipped:
+            self._skipped.add(key)
+            warnings.warn(message, DataWarning, stacklevel=2)
+
+
+class ImageFolderDataset(_LoopingDataset):
+    """Random crops from a folder of images, looping forever.
+
+    Process ``rank`` of ``world_size`` reads ``files[rank::world_size]``, and
+    splits that share again among DataLoader workers, so no file is read twice
+    per epoch across the whole job.
+    """
+
+    def __init__(self, root, crop_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
+        super().__init__(crop_size, rank, world_size, seed)
+        self.root = Path(root)
+        all_files = find_images(self.root)
+        self.files = split_share(all_files, rank, world_size)
+        if not self.files:
+            raise GencodecError(
+                f"rank {rank} of {world_size} gets no images: {str(self.root)!r} holds only {len(all_files)}")
+
+    def worker_files(self, worker: int, num_workers: int) -> list[Path]:
+        """The files DataLoader worker ``worker`` of ``num_workers`` reads."""
+        return split_share(self.files, worker, num_workers)
+
+    def _epoch(self, rng, worker, num_workers):
+        files = self.worker_files(worker, num_workers)
+        order = rng.permutation(len(files))
+        for i in order:
+            key = str(files[i])
+            if key in self._skipped:
+                continue
+            crop = self._crop(key, repr(key), files[i], rng)
+            if crop is not None:
+                yield crop
+        return len(files)
+
+
+class ShardDataset(_LoopingDataset):
+    """Random crops from tar shards (as written by pack_shards), looping forever.
+
+    Process ``rank`` reads ``shards[rank::world_size]``; with fewer shards than
+    processes every process reads all shards but keeps only its members (by
+    position, modulo), so shares stay disjoint. DataLoader workers split the
+    same way. Shards are read sequentially (what shared file systems do well) in
+    a shuffled order, and samples pass through a shuffle buffer of
+    ``shuffle_buffer`` encoded images, drained at the end of every epoch so an
+    epoch is exactly one pass over the share.
+    """
+
+    def __init__(self, shards, crop_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle_buffer: int = 256):
+        super().__init__(crop_size, rank, world_size, seed)
+        self.shards = list_shards(shards)
+        self.shuffle_buffer = max(1, int(shuffle_buffer))
+        if len(self.shards) >= world_size:
+            self._share = split_share(self.shards, rank, world_size)
+            self._modulo = (1, 0)
+        else:
+            self._share = list(self.shards)
+            self._modulo = (world_size, rank)
+
+    def worker_plan(self, worker: int, num_workers: int) -> tuple[list[tuple[int, Path]], tuple[int, int]]:
+        """What worker ``worker`` reads: (position, shard) pairs and a member filter (modulus, residue).
+
+        Member j of the shard at position s is kept when (j + s) % modulus == residue;
+        adding s rotates the split so small shards do not all favour residue 0.
+        """
+        indexed = list(enumerate(self._share))
+        modulus, residue = self._modulo
+        if len(indexed) >= num_workers:
+            return split_share(indexed, worker, num_workers), (modulus, residue)
+        # Too few shards: split members. Residue + modulus * worker, modulo modulus * num_workers,
+        # is the worker's part of the process's part.
+        return indexed, (modulus * num_workers, residue + modulus * worker)
+
+    def _epoch(self, rng, worker, num_workers):
+        shards, (modulus, residue) = self.worker_plan(worker, num_workers)
+        shards = [shards[i] for i in rng.permutation(len(shards))]
+        available = 0
+        buffer: list[tuple[str, str, bytes]] = []
+        for position, shard in shards:
+            for j, (key, label, data) in enumerate(self._members(shard)):
+                if (j + position) % modulus != residue:
+                    continue
+                available += 1
+                if key in self._skipped:
+                    continue
+                try:
+                    buffer.append((key, label, data()))
+                except (tarfile.TarError, OSError, EOFError) as exc:
+                    self._skip(key, f"skipping {label}: {exc}")
+                    continue
+                if len(buffer) >= self.shuffle_buffer:
+                    crop = self._crop(*_pop_random(buffer, rng), rng)
+                    if crop is not None:
+                        yield crop
+        while buffer:
+            crop = self._crop(*_pop_random(buffer, rng), rng)
+            if crop is not None:
+                yield crop
+        return available
+
+    def _members(self, shard: Path):
+        """(key, label, read) for each image member of a shard, in order; read() returns its bytes.
+
+        Data is only read when asked, so members of other ranks are skipped by
+        seeking. A damaged shard is warned about once and read as far as it goes.
+        """
+        try:
+            with tarfile.open(shard, mode="r:") as tar:
+                for info in tar:
+                    if not info.isfile() or Path(info.name).suffix.lower() not in IMAGE_SUFFIXES:
+                        continue
+                    key = f"{shard}::{info.name}"
+                    yield key, f"member {info.name!r} of {str(shard)!r}", _reader(tar, info)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            self._skip(str(shard), f"skipping the rest of shard {str(shard)!r}: {exc}")
+
+
+def _reader(tar: tarfile.TarFile, info: tarfile.TarInfo):
+    def read() -> bytes:
+        return tar.extractfile(info).read()
+    return read
+
+
+def _pop_random(buffer: list, rng: np.random.Generator):
+    """Remove and return a random element in O(1) (swap with the last)."""
+    i = int(rng.integers(len(buffer)))
+    buffer[i], buffer[-1] = buffer[-1], buffer[i]
+    return buffer.pop()
+
+
+def list_shards(source) -> list[Path]:
+    """Shard paths from a folder (its index.json, else its *.tar files by name), a .tar path, or a list."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            index = path / INDEX_NAME
+            if index.is_file():
+                try:
+                    names = [s["name"] for s in json.loads(index.read_text())["shards"]]
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    raise GencodecError(f"cannot read shard index {str(index)!r}: {exc}") from exc
+                shards = [path / name for name in names]
+            else:
+                shards = sorted(p for p in path.glob("*.tar") if p.is_file())
+            if not shards:
+                raise GencodecError(f"no shards (*.tar) in {str(path)!r}")
+        elif path.exists():
+            shards = [path]
+        else:
+            raise GencodecError(f"no such shard file or folder: {str(path)!r}")
+    else:
+        shards = [Path(p) for p in source]
+        if not shards:
+            raise GencodecError("no shards given")
+    for shard in shards:
+        if not shard.is_file():
+            raise GencodecError(f"missing shard: {str(shard)!r}")
+    return shards
+
+
+def make_dataset(path, crop_size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> _LoopingDataset:
+    """ShardDataset for a .tar file or a folder of shards (index.json or *.tar), else ImageFolderDataset."""
+    path = Path(path)
+    is_shards = (path.is_file() and path.suffix.lower() == ".tar") or (
+        path.is_dir() and ((path / INDEX_NAME).is_file() or any(path.glob("*.tar"))))
+    if is_shards:
+        return ShardDataset(path, crop_size, rank=rank, world_size=world_size, seed=seed)
+    return ImageFolderDataset(path, crop_size, rank=rank, world_size=world_size, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing
+
+
+def tar_size(member_sizes: Iterable[int]) -> int:
+    """Exact size of a ustar archive that tarfile writes for members of these sizes.
+
+    One 512-byte header per member, data padded to 512 bytes, two zero blocks
+    at the end, the whole padded to tarfile's 10240-byte record.
+    """
+    block, record = tarfile.BLOCKSIZE, tarfile.RECORDSIZE
+    body = sum(block + -(-n // block) * block for n in member_sizes) + 2 * block
+    return -(-body // record) * record
+
+
+class _ShardWriter:
+    """Writes numbered members into size-limited shards, each renamed into place when complete."""
+
+    def __init__(self, out_dir: Path, max_shard_bytes: int):
+        self.out_dir = out_dir
+        self.max_bytes = max_shard_bytes
+        self.written: list[tuple[Path, int]] = []  # (path, member count)
+        self.count = 0  # members written so far, over all shards: the next member's number
+        self._tar = None
+        self._tmp = None
+        self._sizes: list[int] = []
+
+    def add(self, ext: str, data: bytes, mtime: float, label: str) -> None:
+        if tar_size([len(data)]) > self.max_bytes:
+            raise GencodecError(
+                f"{label} is {len(data) / 1e6:.1f} MB encoded, too big for a "
+                f"{self.max_bytes / 1e6:.1f} MB shard; use --max-side or a larger --max-shard-mb")
+        if self._tar is not None and tar_size(self._sizes + [len(data)]) > self.max_bytes:
+            self._finish()
+        if self._tar is None:
+            self._tmp = self.out_dir / f"shard-{len(self.written):06d}.tar.tmp"
+            self._tar = tarfile.open(self._tmp, mode="w", format=tarfile.USTAR_FORMAT)
+            self._sizes = []
+        info = tarfile.TarInfo(f"{self.count:08d}.{ext}")
+        info.size = len(data)
+        info.mtime = int(mtime)
+        info.mode = 0o644
+        self._tar.addfile(info, io.BytesIO(data))
+        self._sizes.append(len(data))
+        self.count += 1
+
+    def _finish(self) -> None:
+        self._tar.close()
+        final = self._tmp.with_suffix("")  # drop ".tmp"
+        os.replace(self._tmp, final)
+        self.written.append((final, len(self._sizes)))
+        self._tar = self._tmp = None
+
+    def close(self) -> list[tuple[Path, int]]:
+        if self._tar is not None:
+            self._finish()
+        return self.written
+
+    def abort(self) -> None:
+        """Drop a half-written shard (complete ones stay)."""
+        if self._tar is not None:
+            try:
+                self._tar.close()
+            finally:
+                self._tmp.unlink(missing_ok=True)
+                self._tar = self._tmp = None
+
+
+def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> tuple[str, bytes] | None:
+    """(extension, bytes) to store for one source image, or None after a warning if it is unusable."""
+    label = repr(str(path))
+    try:
+        data = path.read_bytes()
+        image = load_image(data)
+    except (OSError, InvalidImageError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        warnings.warn(f"skipping {label}: {reason}", DataWarning, stacklevel=3)
+        return None
+    ext = path.suffix.lower().lstrip(".")
+    if max_side is not None or quality is not None:
+        img = Image.fromarray(image)
+        if max_side is not None and max(img.size) > max_side:
+            scale = max_side / max(img.size)
+            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=DEFAULT_QUALITY if quality is None else quality, optimize=True)
+        ext, data = "jpg", buf.getvalue()
+        width, height = img.size
+    else:
+        height, width = image.shape[:2]
+    if min(width, height) < MIN_PACK_SIDE:
+        warnings.warn(f"skipping {label}: {width}x{height} pixels is below the {MIN_PACK_SIDE} px "
+                      "short side kept for training", DataWarning, stacklevel=3)
+        return None
+    return ext, data
+
+
+def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+                max_side: int | None = None, quality: int | None = None) -> list[Path]:
+    """Pack the images under ``src_root`` into webdataset-style tar shards in ``out_dir``.
+
+    Shards are ``shard-000000.tar``, ``shard-000001.tar``, ..., none larger than
+    ``max_shard_bytes``; members are ``<index:08d>.<ext>`` numbered across shards
+    in find_images order. Members hold the original file bytes, unless
+    ``max_side`` or ``quality`` is given: then each image is downscaled so its
+    longer side is at most ``max_side`` (if given) and re-encoded as JPEG at
+    ``quality`` (default 90). Images that are unreadable or, as stored, under
+    64 px on the short side are skipped with a warning. ``index.json`` lists
+    the shards, counts and source folder; it is written last, so a folder with
+    an index is complete. Shards from an earlier pack into the same folder are
+    replaced, and leftover ones numbered beyond the new pack are deleted.
+    Returns the shard paths.
+    """
+    if max_shard_bytes <= 0:
+        raise GencodecError(f"the shard size limit must be positive, got {max_shard_bytes} bytes")
+    if max_side is not None and max_side < MIN_PACK_SIDE:
+        raise GencodecError(f"max side must be at least {MIN_PACK_SIDE} px, got {max_side}")
+    if quality is not None and not 1 <= quality <= 100:
+        raise GencodecError(f"JPEG quality must be in 1..100, got {quality}")
+    src_root = Path(src_root)
+    files = find_images(src_root)
+    out_dir = Path(out_dir)
+    writer = _ShardWriter(out_dir, max_shard_bytes)
+    skipped = 0
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / INDEX_NAME).unlink(missing_ok=True)  # the old index would describe old shards
+        for path in files:
+            encoded = _encode_for_pack(path, max_side, quality)
+            if encoded is None:
+                skipped += 1
+                continue
+            writer.add(*encoded, mtime=path.stat().st_mtime, label=repr(str(path)))
+        written = writer.close()
+        if not written:
+            raise GencodecError(f"no usable images in {str(src_root)!r} (all unreadable or too small)")
+        shards = [path for path, _ in written]
+        for stale in out_dir.glob("shard-*.tar"):
+            if _SHARD_RE.fullmatch(stale.name) and stale not in shards:
+                stale.unlink()
+        index = {
+            "format": "webdataset-tar",
+            "version": 1,
+            "source": str(src_root.resolve()),
+            "images": writer.count,
+            "skipped": skipped,
+            "max_side": max_side,
+            "quality": quality if quality is not None else (DEFAULT_QUALITY if max_side else None),
+            "max_shard_bytes": max_shard_bytes,
+            "shards": [{"name": p.name, "images": n, "bytes": p.stat().st_size} for p, n in written],
+        }
+        tmp = out_dir / (INDEX_NAME + ".tmp")
+        tmp.write_text(json.dumps(index, indent=2) + "\n")
+        os.replace(tmp, out_dir / INDEX_NAME)
+    except OSError as exc:
+        writer.abort()
+        where = exc.filename if exc.filename else out_dir
+        raise GencodecError(f"cannot write shards to {str(where)!r}: {exc.strerror or exc}") from exc
+    except BaseException:
+        writer.abort()
+        raise
+    return shards
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print warnings as one CLI line instead of Python's file:line form."""
+    print(f"gencodec: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gencodec.data", description="Prepare gencodec training data.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    pack = commands.add_parser(
+        "pack", help="pack an image folder into tar shards",
+        description="Pack the images under SRC (recursively) into webdataset-style tar shards in OUT, "
+                    "with an index.json. Images under 64 px on the short side are skipped.")
+    pack.add_argument("src", metavar="SRC", help="folder of images (.jpg .jpeg .png .webp)")
+    pack.add_argument("out", metavar="OUT", help="folder to write shard-NNNNNN.tar and index.json into")
+    pack.add_argument("--max-shard-mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 1e6, metavar="MB",
+                      help="largest shard size in MB (10^6 bytes; default %(default)g)")
+    pack.add_argument("--max-side", type=int, metavar="N",
+                      help="downscale so the longer side is at most N px, and re-encode as JPEG")
+    pack.add_argument("--quality", type=int, metavar="Q",
+                      help=f"re-encode as JPEG at quality Q (default {DEFAULT_QUALITY} with --max-side)")
+    args = parser.parse_args(argv)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = _show_warning
+        try:
+            shards = pack_shards(args.src, args.out, max_shard_bytes=int(args.max_shard_mb * 1e6),
+                                 max_side=args.max_side, quality=args.quality)
+        except GencodecError as exc:
+            print(f"gencodec: error: {exc}", file=sys.stderr)
+            return 1
+    index = json.loads((Path(args.out) / INDEX_NAME).read_text())
+    total = sum(s["bytes"] for s in index["shards"])
+    print(f"packed {index['images']} images into {len(shards)} shards, {total / 1e6:.1f} MB in total "
+          f"({index['skipped']} skipped) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

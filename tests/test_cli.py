@@ -1,0 +1,354 @@
+"""The command line: `gencodec compress / decompress / info`, called in-process through main().
+
+One subprocess test at the end proves the console script, `python -m gencodec`
+and stdin/stdout piping work for real.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gencodec import bitstream
+from gencodec.cli import main
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MODEL = ["--model", "untrained", "--device", "cpu"]
+WARNING = "warning: model 'untrained' is untrained: files round-trip, but pictures are not meaningful"
+
+
+# -- fixtures and helpers ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image_array() -> np.ndarray:
+    return np.random.default_rng(7).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def png(tmp_path, image_array) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(image_array).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gcz_bytes(untrained_codec, image_array) -> bytes:
+    return untrained_codec.compress(image_array, level=2)
+
+
+@pytest.fixture
+def gcz(tmp_path, gcz_bytes) -> Path:
+    path = tmp_path / "photo.gcz"
+    path.write_bytes(gcz_bytes)
+    return path
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory) -> Path:
+    """A saved model with another fingerprint than 'untrained'."""
+    from gencodec.pretrained import untrained_model
+    folder = tmp_path_factory.mktemp("other_model")
+    untrained_model(latent_channels=64).save_pretrained(folder)
+    return folder
+
+
+def run(capsysbinary, *argv, stdin: bytes | None = None, monkeypatch=None):
+    """main(argv) -> (exit code, stdout bytes, stderr text)."""
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code = main([str(a) for a in argv])
+    out, err = capsysbinary.readouterr()
+    return code, out, err.decode()
+
+
+def assert_one_line_error(code: int, out: bytes, err: str, *fragments: str) -> str:
+    assert code == 1
+    assert out == b""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gencodec: error: ")
+    message = lines[0].lower()
+    assert any(f in message for f in fragments) if fragments else True, lines[0]
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+# -- round trip -------------------------------------------------------------------------------
+
+def test_compress_info_decompress_round_trip(capsysbinary, tmp_path, png, untrained_codec, image_array):
+    gcz, out_png = tmp_path / "x.gcz", tmp_path / "x_out.png"
+
+    code, out, err = run(capsysbinary, "compress", png, "-o", gcz, "--level", 3, *MODEL)
+    assert code == 0 and out == b""  # stdout may carry data: the summary goes to stderr
+    data = gcz.read_bytes()
+    assert data == untrained_codec.compress(image_array, level=3)
+    assert err.splitlines() == [WARNING, f"{png} -> {gcz}: {len(data)} bytes, "
+                                         f"{8 * len(data) / (48 * 40):.4f} bpp, level 3, 48x40"]
+
+    code, out, err = run(capsysbinary, "info", gcz)
+    assert code == 0 and err == ""  # no model given: none loaded, no warning
+    report = out.decode()
+    for line in (f"bytes:       {len(data)}", f"bpp:         {8 * len(data) / (48 * 40):.4f}",
+                 "level:       3", "size:        48x40", f"version:     {bitstream.FORMAT_VERSION}",
+                 f"fingerprint: {untrained_codec.fingerprint16:04x}"):
+        assert line in report.splitlines()
+    assert "model:" not in report
+
+    code, out, err = run(capsysbinary, "info", gcz, *MODEL)
+    assert code == 0 and "matches" in out.decode() and err.splitlines() == [WARNING]
+
+    code, out, err = run(capsysbinary, "decompress", gcz, "-o", out_png, *MODEL)
+    assert code == 0 and out == b""
+    assert err.splitlines() == [WARNING, f"{gcz} -> {out_png}: 48x40, level 3, PNG"]
+    with Image.open(out_png) as img:
+        assert img.format == "PNG" and img.size == (48, 40)
+        assert np.array_equal(np.asarray(img), np.asarray(untrained_codec.decompress(data)))
+    assert leftovers(tmp_path) == []
+
+
+def test_output_format_follows_the_suffix(capsysbinary, tmp_path, gcz):
+    code, _, _ = run(capsysbinary, "decompress", gcz, "-o", tmp_path / "out.jpg", *MODEL)
+    assert code == 0
+    with Image.open(tmp_path / "out.jpg") as img:
+        assert img.format == "JPEG" and img.size == (48, 40)
+
+
+def test_unknown_output_suffix_is_an_error(capsysbinary, tmp_path, gcz):
+    assert_one_line_error(*run(capsysbinary, "decompress", gcz, "-o", tmp_path / "out.xyz", *MODEL), "suffix")
+    assert not (tmp_path / "out.xyz").exists()
+
+
+# -- stdin and stdout ------------------------------------------------------------------------
+
+def test_stdin_and_stdout(capsysbinary, monkeypatch, png, untrained_codec, image_array):
+    code, out, err = run(capsysbinary, "compress", "-", "-o", "-", "-l", 1, *MODEL,
+                         stdin=png.read_bytes(), monkeypatch=monkeypatch)
+    assert code == 0
+    assert out == untrained_codec.compress(image_array, level=1)
+    assert err.splitlines()[-1].startswith("<stdin> -> <stdout>: ")
+    data = out
+
+    code, out, err = run(capsysbinary, "info", "-", stdin=data, monkeypatch=monkeypatch)
+    assert code == 0 and "level:       1" in out.decode() and "file:        <stdin>" in out.decode()
+
+    code, out, err = run(capsysbinary, "decompress", "-", "-o", "-", *MODEL, stdin=data, monkeypatch=monkeypatch)
+    assert code == 0
+    assert out.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(out)) as img:
+        assert img.size == (48, 40)
+        assert np.array_equal(np.asarray(img), np.asarray(untrained_codec.decompress(data)))
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress"])
+def test_stdin_needs_an_output(capsysbinary, monkeypatch, command):
+    code, out, err = run(capsysbinary, command, "-", *MODEL, stdin=b"", monkeypatch=monkeypatch)
+    assert code == 2 and out == b"" and "-o" in err and "Traceback" not in err
+
+
+# -- default output names and overwriting -------------------------------------------------------
+
+def test_default_output_names(capsysbinary, tmp_path, png, untrained_codec):
+    code, _, err = run(capsysbinary, "compress", png, *MODEL)
+    assert code == 0, err
+    assert (tmp_path / "photo.gcz").is_file()
+
+    (tmp_path / "photo.gcz").rename(tmp_path / "copy.gcz")
+    code, _, err = run(capsysbinary, "decompress", tmp_path / "copy.gcz", *MODEL)
+    assert code == 0, err
+    with Image.open(tmp_path / "copy.png") as img:
+        assert img.size == (48, 40)
+
+
+def test_refuses_to_overwrite_without_force(capsysbinary, tmp_path, png, gcz):
+    gcz.write_bytes(b"keep me")
+    assert_one_line_error(*run(capsysbinary, "compress", png, "-o", gcz, *MODEL), "already exists")
+    assert gcz.read_bytes() == b"keep me"
+
+    assert run(capsysbinary, "compress", png, "-o", gcz, "--force", *MODEL)[0] == 0
+    data = gcz.read_bytes()
+    assert data[0] == bitstream.MAGIC
+
+    # decompress's default output (photo.png) is the original image: refused, then -f replaces it
+    before = png.read_bytes()
+    assert_one_line_error(*run(capsysbinary, "decompress", gcz, *MODEL), "already exists")
+    assert png.read_bytes() == before
+    assert run(capsysbinary, "decompress", gcz, "-f", *MODEL)[0] == 0
+    assert png.read_bytes() != before
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_write_leaves_no_partial_output(capsysbinary, monkeypatch, tmp_path, png):
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    target = tmp_path / "x.gcz"
+    assert_one_line_error(*run(capsysbinary, "compress", png, "-o", target, *MODEL), "no space left")
+    assert not target.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_output_folder(capsysbinary, tmp_path, png):
+    assert_one_line_error(*run(capsysbinary, "compress", png, "-o", tmp_path / "nope" / "x.gcz", *MODEL),
+                          "does not exist")
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+def test_level_out_of_range(capsysbinary, tmp_path, png):
+    for level in (8, -1):  # 8: the untrained model has levels 0..7; -1 fails before a model loads
+        assert_one_line_error(*run(capsysbinary, "compress", png, "-o", tmp_path / "x.gcz", "--level", level,
+                                   *MODEL), "out of range")
+    assert not (tmp_path / "x.gcz").exists()
+
+
+def test_level_must_be_an_integer(capsysbinary, png):
+    code, out, err = run(capsysbinary, "compress", png, "--level", "high", *MODEL)
+    assert code == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "info"])
+def test_missing_input(capsysbinary, tmp_path, command):
+    assert_one_line_error(*run(capsysbinary, command, tmp_path / "missing.file", *MODEL), "no such file")
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "info"])
+def test_a_directory_as_input(capsysbinary, tmp_path, command):
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    assert_one_line_error(*run(capsysbinary, command, folder, *MODEL), "directory")
+
+
+def test_a_non_image_input(capsysbinary, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture\n")
+    assert_one_line_error(*run(capsysbinary, "compress", text, *MODEL), "not a recognised image")
+    assert not (tmp_path / "notes.gcz").exists()
+
+
+def test_a_non_image_on_stdin(capsysbinary, monkeypatch, tmp_path):
+    assert_one_line_error(*run(capsysbinary, "compress", "-", "-o", tmp_path / "x.gcz", *MODEL,
+                               stdin=b"GIF89a nonsense", monkeypatch=monkeypatch), "cannot read image")
+
+
+@pytest.mark.parametrize("command", ["decompress", "info"])
+def test_truncated_file(capsysbinary, tmp_path, gcz_bytes, command):
+    bad = tmp_path / "bad.gcz"
+    for data in (gcz_bytes[:-1], gcz_bytes[:-4], gcz_bytes[:5]):
+        bad.write_bytes(data)
+        assert_one_line_error(*run(capsysbinary, command, bad, *MODEL), "corrupt", "truncat")
+    assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize("command", ["decompress", "info"])
+def test_not_a_gcz_file(capsysbinary, png, tmp_path, command):
+    assert_one_line_error(*run(capsysbinary, command, png, *MODEL), "not a gencodec file", "already exists")
+    assert_one_line_error(*run(capsysbinary, command, png, *MODEL, *(["-f"] if command == "decompress" else [])),
+                          "not a gencodec file")
+
+
+def test_a_file_from_another_model(capsysbinary, tmp_path, png, other_model_dir):
+    gcz = tmp_path / "other.gcz"
+    code, _, err = run(capsysbinary, "compress", png, "-o", gcz, "--model", other_model_dir, "--device", "cpu")
+    assert code == 0, err
+
+    assert_one_line_error(*run(capsysbinary, "decompress", gcz, *MODEL), "another model")
+    assert not (tmp_path / "other.png").exists()
+
+    code, out, err = run(capsysbinary, "info", gcz, *MODEL)  # info reports, it does not fail
+    assert code == 0 and "does NOT match" in out.decode() and "another model" in out.decode()
+
+
+def test_the_default_model_is_not_shipped_yet(capsysbinary, png):
+    assert_one_line_error(*run(capsysbinary, "compress", png, "--device", "cpu"), "--model")
+    assert not png.with_suffix(".gcz").exists()
+
+
+def test_cuda_when_unavailable(capsysbinary, png):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert_one_line_error(*run(capsysbinary, "compress", png, "--model", "untrained", "--device", "cuda"), "cuda")
+
+
+def test_keyboard_interrupt_exits_130_quietly(capsysbinary, monkeypatch, gcz):
+    def interrupted(data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bitstream, "peek_header", interrupted)
+    code, out, err = run(capsysbinary, "info", gcz)
+    assert code == 130 and out == b"" and err == ""
+
+
+# -- help and version -----------------------------------------------------------------------------
+
+def test_top_level_help(capsysbinary):
+    code, out, _ = run(capsysbinary, "--help")
+    text = out.decode()
+    assert code == 0
+    assert "level 0 gives the smallest file" in text.lower()
+    assert ".gcz" in text and "fingerprint" in text and "example" in text
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "info"])
+def test_subcommand_help(capsysbinary, command):
+    code, out, _ = run(capsysbinary, command, "--help")
+    text = out.decode()
+    assert code == 0
+    assert "example:" in text and f"gencodec {command} " in text
+    assert "--model" in text and "default" in text
+
+
+def test_version(capsysbinary):
+    import gencodec
+    code, out, _ = run(capsysbinary, "--version")
+    assert code == 0 and out.decode().strip() == f"gencodec {gencodec.__version__}"
+
+
+def test_no_command_is_a_usage_error(capsysbinary):
+    code, _, err = run(capsysbinary)
+    assert code == 2 and "usage:" in err
+
+
+# -- real processes ------------------------------------------------------------------------------
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_pipe_between_two_processes(tmp_path, png, untrained_codec, image_array):
+    """`gencodec compress - -o - < png | python -m gencodec decompress - -o -`, both processes at once."""
+    script = Path(sys.executable).with_name("gencodec")
+    compress = [str(script)] if script.is_file() else [sys.executable, "-m", "gencodec"]
+    with open(png, "rb") as stdin:
+        first = subprocess.Popen([*compress, "compress", "-", "-o", "-", "--level", "2", *MODEL],
+                                 stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        second = subprocess.Popen([sys.executable, "-m", "gencodec", "decompress", "-", "-o", "-", *MODEL],
+                                  stdin=first.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        first.stdout.close()  # so the second sees EOF when the first ends
+        out, err2 = second.communicate(timeout=120)
+        err1 = first.stderr.read()
+        first.wait(timeout=120)
+        first.stderr.close()
+    assert first.returncode == 0, err1.decode()
+    assert second.returncode == 0, err2.decode()
+    assert err1.decode().splitlines()[-1].startswith("<stdin> -> <stdout>: ")
+    expected = untrained_codec.decompress(untrained_codec.compress(image_array, level=2))
+    with Image.open(io.BytesIO(out)) as img:
+        assert np.array_equal(np.asarray(img), np.asarray(expected))
+
