@@ -1,5 +1,9 @@
 """`gencodec bench`: compress / decompress time and file size, as a table of medians.
 
+Beside each real file size it prints the model's information content (the sum
+of -log2 p over the coded symbols) and the difference: the container's 10
+bytes plus the ANS stream's word padding.
+
 Timings on shared machines wander, so every variant runs in the same process,
 interleaved round by round, and the table reports medians.
 """
@@ -34,9 +38,11 @@ def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], rep
         for level in levels:
             cases.append({"size": f"{w}x{h}", "pixels": w * h, "level": level, "image": img,
                           "enc": [], "dec": []})
-    for case in cases:  # warm-up: first calls build tables and allocate
+    for case in cases:  # warm-up (first calls build tables and allocate), and the information content
         case["data"] = codec.compress(case["image"], level=case["level"])
         codec.decompress(case["data"])
+        code, _, _ = codec.analyse(case["image"], case["level"])
+        case["info_bits"] = codec.model.latent_codec.encode(code, case["level"])[1]
     for _ in range(repeats):
         for case in cases:  # interleaved, so drifts in machine speed hit every case alike
             t0 = time.perf_counter()
@@ -47,13 +53,16 @@ def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], rep
             case["enc"].append(t1 - t0)
             case["dec"].append(t2 - t1)
     log(f"device {codec.device}, torch threads {torch.get_num_threads()}, {repeats} repeats (medians)")
-    log(f"{'size':>11}{'level':>6}{'bytes':>8}{'bpp':>9}{'compress s':>12}{'decompress s':>14}")
+    log(f"{'size':>11}{'level':>6}{'bytes':>8}{'info bytes':>12}{'overhead':>10}{'bpp':>9}"
+        f"{'compress s':>12}{'decompress s':>14}")
     rows = []
     for case in cases:
         row = {"size": case["size"], "level": case["level"], "bytes": len(case["data"]),
+               "info_bytes": case["info_bits"] / 8, "overhead": len(case["data"]) - case["info_bits"] / 8,
                "bpp": 8 * len(case["data"]) / case["pixels"],
                "compress_s": statistics.median(case["enc"]), "decompress_s": statistics.median(case["dec"])}
         rows.append(row)
-        log(f"{row['size']:>11}{row['level']:>6}{row['bytes']:>8}{row['bpp']:>9.4f}"
+        log(f"{row['size']:>11}{row['level']:>6}{row['bytes']:>8}{row['info_bytes']:>12.1f}"
+            f"{row['overhead']:>10.1f}{row['bpp']:>9.4f}"
             f"{row['compress_s']:>12.3f}{row['decompress_s']:>14.3f}")
     return rows

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 
 from . import DEFAULT_MODEL, bitstream
+
+DEFAULT_STEPS = 4  # gencodec.diffusion.DEFAULT_STEPS, repeated to keep --help free of torch
 from .errors import GencodecError, ModelNotFoundError
 
 PROG = "gencodec"
@@ -89,11 +91,17 @@ DECOMPRESS_DESCRIPTION = """\
 Decompress a .gcz file into an image. The output format follows OUT's suffix
 (.png, .jpg, .webp, ...); '-o -' writes PNG to stdout. The file must be decoded
 with the model that wrote it.
+
+With a model that has a generative decoder, --realism chooses between the
+distortion-optimal reconstruction (0) and the fully generative one (1), with a
+smooth trade in between; --steps and --seed fix the sampling, so the same file,
+seed and steps always give the same image. None of these is stored in the file.
 """
 
 DECOMPRESS_EPILOG = """\
 example:
   gencodec decompress photo.gcz -o decoded.png
+  gencodec decompress photo.gcz -o sharp.png --realism 1 --steps 4 --seed 7
   gencodec decompress photo.gcz                # writes photo.png next to it
   gencodec decompress - -o - < photo.gcz > decoded.png
 """
@@ -295,7 +303,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     header = bitstream.peek_header(data)  # a damaged or foreign file fails here, before a model is loaded
 
     codec = _load_codec(args)
-    image = codec.decompress(data)
+    image = codec.decompress(data, realism=args.realism, steps=args.steps, seed=args.seed,
+                             scheduler=args.scheduler)
 
     import io
 
@@ -485,6 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="image to write, format from its suffix (.png, .jpg, .webp, ...), or '-' for PNG "
                         "on stdout; default: IN with its suffix replaced by .png (required when IN is '-')")
+    p.add_argument("--realism", type=float, default=None, metavar="R",
+                   help="0 (distortion-optimal) .. 1 (fully generative); default: 1 when the model has a "
+                        "generative decoder, else 0")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"denoising steps of the generative decoder; default: {DEFAULT_STEPS}")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed; default: %(default)s")
+    p.add_argument("--scheduler", default="ddim", choices=("ddim", "dpmsolver", "euler"),
+                   help="diffusers sampler; default: %(default)s")
     _add_force(p)
     _add_model_options(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_decompress, subparser=p)

@@ -3,7 +3,12 @@
     image -> RGB uint8 -> pad to a multiple of 64 -> E -> latent codec -> ANS payload
           -> header + payload + checksum = the file
     file  -> checks (magic, length, checksum, version, model fingerprint)
-          -> latent codec decode -> y^ -> G -> crop -> image
+          -> latent codec decode -> y^ -> G -> x_bar                     (realism 0)
+          -> seeded few-step diffusion of the residual r, conditioned on x_bar and G's features
+          -> x_bar + realism * r -> crop -> image                        (realism 1: fully generative)
+
+Large images run through G and the denoiser in overlapping tiles (see
+gencodec.tiling), so memory stays bounded whatever the image size.
 """
 
 from __future__ import annotations
@@ -15,10 +20,17 @@ import torch
 from PIL import Image
 
 from . import bitstream
+from .diffusion import DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, sample
 from .entropy.hyperprior import LatentCode
 from .errors import CorruptFileError, GencodecError, ModelMismatchError
 from .imageio import crop_to, image_to_tensor, load_image, pad_to_multiple, tensor_to_image
 from .model import GenCodecModel
+from .tiling import run_tiled
+
+# Tile sizes (in latent units for G, folded units for the denoiser): large
+# enough that a Kodak-sized image runs whole, small enough to bound memory.
+SYNTHESIS_TILE, SYNTHESIS_OVERLAP = 64, 8      # 1024 px tiles, 128 px overlap
+DENOISER_TILE, DENOISER_OVERLAP = 256, 32      # 1024 px tiles, 128 px overlap (fold 4)
 
 
 @dataclass
@@ -113,10 +125,64 @@ class Codec:
         code = self.model.latent_codec.decode(payload, header.level, h_lat, w_lat, device=self.device)
         return code, header
 
+    @property
+    def is_generative(self) -> bool:
+        return self.model.denoiser is not None
+
+    def _check_decode_options(self, realism, steps, seed, scheduler) -> tuple[float, int, int, str]:
+        if realism is None:
+            realism = 1.0 if self.is_generative else 0.0
+        if isinstance(realism, bool) or not isinstance(realism, (int, float)) or not 0 <= realism <= 1:
+            raise GencodecError(f"realism must be a number from 0 to 1, got {realism!r}")
+        if realism > 0 and not self.is_generative:
+            raise GencodecError("this model has no generative decoder: only realism 0 is available")
+        steps = DEFAULT_STEPS if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 1000:
+            raise GencodecError(f"steps must be an integer from 1 to 1000, got {steps!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise GencodecError(f"seed must be a non-negative integer, got {seed!r}")
+        if scheduler not in SCHEDULERS:
+            raise GencodecError(f"unknown scheduler {scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+        return float(realism), int(steps), int(seed), scheduler
+
     @torch.no_grad()
-    def decompress(self, data: bytes) -> Image.Image:
-        """gencodec file bytes -> PIL RGB image (the base reconstruction)."""
+    def reconstruct(self, y_hat: torch.Tensor, realism: float, steps: int = DEFAULT_STEPS, seed: int = 0,
+                    scheduler: str = DEFAULT_SCHEDULER) -> torch.Tensor:
+        """y^ -> padded image (1,3,H,W): x_bar + realism * generated residual."""
+        model = self.model
+        x_bar, features = run_tiled(model.synthesis.forward_with_features, y_hat, SYNTHESIS_TILE,
+                                    SYNTHESIS_OVERLAP, out_scales=(model.analysis.downsampling,
+                                                                   model.analysis.downsampling // model.denoiser.fold
+                                                                   if self.is_generative else 1))
+        if realism == 0:
+            return x_bar
+        den = model.denoiser
+        condition = den.condition(x_bar, features)
+        n_res = den.residual_channels
+
+        def denoise(r_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            def one_tile(inp: torch.Tensor):
+                return (den(inp[:, :n_res], t, inp[:, n_res:]),)
+            return run_tiled(one_tile, torch.cat([r_t, condition], 1), DENOISER_TILE, DENOISER_OVERLAP,
+                             out_scales=(1,), align=den.multiple)[0]
+
+        r0 = sample(denoise, (1, n_res) + tuple(condition.shape[-2:]), steps=steps, seed=seed, kind=scheduler,
+                    device=self.device, dtype=x_bar.dtype)
+        return x_bar + realism * den.unfold_image(r0) / model.residual_scale
+
+    def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,
+                   scheduler: str = DEFAULT_SCHEDULER) -> Image.Image:
+        """gencodec file bytes -> PIL RGB image.
+
+        realism: 0 gives the distortion-optimal base reconstruction x_bar, 1
+        the fully generative one, values between blend the generated
+        residual in linearly (default: 1 when the model has a generative
+        decoder, else 0). steps and seed fix the sampling: the same file,
+        seed and steps give the same image. The file does not store any of
+        these: they are the decoder's choice.
+        """
+        realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
         code, header = self.decode_code(data)
         y_hat = self.model.latent_codec.reconstruct(code, header.level, self.model.dtype, self.device)
-        x_bar = crop_to(self.model.synthesis(y_hat), header.height, header.width)
-        return Image.fromarray(tensor_to_image(x_bar.float().cpu()))
+        x = crop_to(self.reconstruct(y_hat, realism, steps, seed, scheduler), header.height, header.width)
+        return Image.fromarray(tensor_to_image(x.float().cpu()))

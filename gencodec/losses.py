@@ -1,8 +1,9 @@
-"""Training losses, in one place: rate and distortion (perceptual and adversarial terms join them)."""
+"""Training losses, in one place: rate, distortion, perceptual, adversarial and diffusion terms."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def bits_per_pixel(bits: torch.Tensor, num_pixels: int) -> torch.Tensor:
@@ -22,3 +23,78 @@ def rate_distortion(bpp: torch.Tensor, distortion: torch.Tensor, lmbda: torch.Te
     published lambda ladders carry over.
     """
     return (bpp + lmbda * (255.0 ** 2) * distortion).mean()
+
+
+# --- perceptual -------------------------------------------------------------
+
+def lpips_distance(lpips_net: torch.nn.Module, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-image LPIPS (N,) between [0, 1] images.
+
+    LPIPS expects [-1, 1]; mapping here keeps the rest of training in [0, 1].
+    Use a net from ``gencodec.perceptual.load_lpips``: its normalisation keeps
+    gradients finite where features vanish.
+    """
+    return lpips_net(x_hat * 2 - 1, x * 2 - 1).reshape(x.shape[0])
+
+
+# --- adversarial ------------------------------------------------------------
+# Logits come from a discriminator (any shape, e.g. one per patch); every loss
+# is a mean over all of them, so it does not depend on the patch count.
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss: zero once real logits >= 1 and fake <= -1, so D stops
+    pushing on patches it already classifies with margin (steadier than the log loss)."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge GAN: raise the discriminator's logits on fakes."""
+    return -fake_logits.mean()
+
+
+def nonsaturating_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator log loss (BCE on logits), as softplus for numerical stability:
+    -log sigmoid(real) - log(1 - sigmoid(fake))."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def nonsaturating_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator non-saturating loss -log sigmoid(fake): unlike log(1 - sigmoid(fake)) its
+    gradient stays large while the discriminator easily rejects the fakes (early training)."""
+    return F.softplus(-fake_logits).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1: mean over images of ||d sum(logits) / d real_image||^2 (Mescheder et al. 2018).
+
+    Penalising D's slope on real data keeps it from growing sharp spikes there,
+    which is what makes GAN training oscillate. Multiply by gamma / 2 in the
+    caller. `real_images` must have had requires_grad set before D saw them;
+    the graph is kept (create_graph) so the penalty itself trains D. A squared
+    norm, no sqrt, so it is smooth at zero gradient; a D that ignores the
+    images gives exactly 0.
+    """
+    if not real_images.requires_grad or not real_logits.requires_grad:
+        raise ValueError("r1_penalty needs real_images.requires_grad_() set before the discriminator's forward")
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True, allow_unused=True)
+    if grad is None:  # the logits do not depend on the images
+        return real_logits.sum() * 0.0
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+# --- diffusion decoder ------------------------------------------------------
+
+def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error between the denoiser's prediction and its target (noise, x0 or v).
+
+    `weight` (N,) scales each sample's MSE (e.g. min-SNR weighting per timestep)
+    before the batch mean, so a weight of 1 for all gives the plain MSE.
+    """
+    per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(1)
+    if weight is None:
+        return per_sample.mean()
+    weight = torch.as_tensor(weight, dtype=per_sample.dtype, device=per_sample.device)
+    if weight.numel() != per_sample.numel():
+        raise ValueError(f"diffusion_loss weight has {weight.numel()} values for {per_sample.numel()} samples")
+    return (per_sample * weight.reshape(per_sample.shape)).mean()

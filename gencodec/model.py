@@ -17,11 +17,18 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .entropy.hyperprior import HyperpriorLatentCodec
 from .nn.analysis import AnalysisTransform
+from .nn.denoiser import ResidualDenoiser
 from .nn.synthesis import SynthesisTransform
 
 
 class GenCodecModel(ModelMixin, ConfigMixin):
-    """Analysis transform E, hyperprior latent codec, base synthesis G."""
+    """Analysis transform E, hyperprior latent codec, base synthesis G, and the generative decoder.
+
+    `generative_decoder` is None for a codec without a generative decoder (decoding
+    then always gives the base reconstruction), or the keyword arguments of
+    ResidualDenoiser plus `residual_scale`, the factor that brings the
+    residual x - x_bar to about unit spread for the diffusion.
+    """
 
     config_name = "config.json"
 
@@ -42,6 +49,7 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         scale_max: float = 64.0,
         z_half_width: int = 32,
         gain_range: tuple = (0.25, 2.0),
+        generative_decoder: dict | None = None,
         trained_steps: int = 0,
     ):
         super().__init__()
@@ -49,7 +57,12 @@ class GenCodecModel(ModelMixin, ConfigMixin):
                               attention_stages=tuple(attention_stages), heads=attention_heads,
                               window=attention_window)
         self.analysis = AnalysisTransform(latent_channels, **transform_args)
-        self.synthesis = SynthesisTransform(latent_channels, **transform_args)
+        denoiser = dict(generative_decoder or {})
+        self.residual_scale = float(denoiser.pop("residual_scale", 5.0))
+        fold = int(denoiser.pop("fold", 4))
+        self.synthesis = SynthesisTransform(latent_channels, feature_scale=fold, **transform_args)
+        self.denoiser = (ResidualDenoiser(self.synthesis.feature_channels, fold=fold, **denoiser)
+                         if generative_decoder is not None else None)
         self.latent_codec = HyperpriorLatentCodec(
             latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
             scale_min, scale_max, z_half_width, tuple(gain_range))

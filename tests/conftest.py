@@ -61,3 +61,17 @@ def rich_codec():
 @pytest.fixture(scope="session")
 def photo():
     return smooth_image(128, 192, seed=1)
+
+
+# A generative decoder small enough to sample in well under a second on a CPU.
+TINY_DECODER = dict(block_out_channels=(32, 32), attention_head_dim=8, norm_num_groups=8)
+
+
+@pytest.fixture(scope="session")
+def generative_codec():
+    from gencodec.codec import Codec
+    from gencodec.pretrained import untrained_model
+    model = untrained_model(latent_channels=32, channels=(16, 24, 32, 48), blocks=(0, 0, 1, 1),
+                            attention_heads=2, hyper_channels=32, hyper_latent_channels=16,
+                            generative_decoder=TINY_DECODER)
+    return Codec(model, device="cpu")
