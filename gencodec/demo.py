@@ -22,8 +22,10 @@ from .objectives import codec_objective, random_levels
 SAMPLE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
 
 # The model fitted on the spot: small enough for a useful fit within a minute on a CPU.
+# The fit trains the codec stage only, so the model has no generative decoder.
 QUICK_MODEL = dict(latent_channels=64, channels=(32, 48, 64, 96), blocks=(0, 0, 1, 1), attention_heads=2,
-                   attention_window=8, hyper_channels=64, hyper_latent_channels=32, n_levels=4)
+                   attention_window=8, hyper_channels=64, hyper_latent_channels=32, n_levels=4,
+                   generative_decoder=None)
 QUICK_LAMBDAS = (0.002, 0.004, 0.008, 0.016)
 
 

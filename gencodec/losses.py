@@ -77,9 +77,12 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     if not real_images.requires_grad or not real_logits.requires_grad:
         raise ValueError("r1_penalty needs real_images.requires_grad_() set before the discriminator's forward")
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True, allow_unused=True)
-    if grad is None:  # the logits do not depend on the images
+    if grad is None:  # the logits do not depend on the images at all
         return real_logits.sum() * 0.0
-    return grad.pow(2).flatten(1).sum(1).mean()
+    penalty = grad.pow(2).flatten(1).sum(1).mean()
+    if not penalty.requires_grad:  # D's slope does not depend on its parameters: keep it backward-able
+        penalty = penalty + real_logits.sum() * 0.0
+    return penalty
 
 
 # --- diffusion decoder ------------------------------------------------------

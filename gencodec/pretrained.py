@@ -60,6 +60,13 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> GenCodecModel
     # low_cpu_mem_usage=False: build the modules for real, so every buffer
     # (the entropy tables) is materialised from the file, never left on 'meta'.
     model = GenCodecModel.from_pretrained(folder, low_cpu_mem_usage=False)
+    # safetensors may hand back tensors at unaligned addresses inside the file
+    # buffer, and the CPU kernels then take other code paths with other
+    # rounding: copies into fresh (aligned) memory make a loaded model compute
+    # exactly what the saved one did.
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            tensor.data = tensor.data.clone()
     if not model.latent_codec.z_prior.tables_ready:
         raise ModelNotFoundError(f"model folder '{folder}' has no entropy tables; export it with update_tables()")
     return model.eval()

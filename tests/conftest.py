@@ -29,6 +29,7 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def untrained_codec():
+    """The default architecture (generative decoder included) with random weights."""
     import gencodec
     return gencodec.load("untrained", device="cpu")
 
@@ -42,7 +43,7 @@ def make_rich_model():
     integers and the indexes over much of the table.
     """
     from gencodec.pretrained import untrained_model
-    model = untrained_model()
+    model = untrained_model(generative_decoder=None)
     with torch.no_grad():
         model.latent_codec.hyper_analysis.layers[-1].weight.mul_(200)
         model.latent_codec.scale_net.conv3.weight.mul_(4)

@@ -40,3 +40,12 @@ def test_bench_table(untrained_codec):
     assert [r["level"] for r in rows] == [0, 1]
     assert all(r["compress_s"] > 0 and r["decompress_s"] > 0 for r in rows)
     assert "compress s" in lines[1]
+
+
+def test_demo_without_a_shipped_model_fits_one_and_says_so(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    Image.fromarray(smooth_image(160, 160)).save(photo)
+    assert main(["demo", str(photo), "--fit-seconds", "1", "--levels", "0", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "No trained model ships" in err and "on the spot" in err
+    assert (tmp_path / "o" / "p_level0.png").exists()

@@ -62,13 +62,14 @@ def test_step_count_is_honoured(generative_codec, data, monkeypatch, steps, kind
     assert calls == sorted(calls, reverse=True)  # from noise towards the image
 
 
-def test_bad_decode_options_are_clear_errors(generative_codec, untrained_codec, data):
+def test_bad_decode_options_are_clear_errors(generative_codec, rich_codec, data):
     for kw in (dict(realism=1.5), dict(realism="x"), dict(steps=0), dict(seed=-1), dict(scheduler="pndm")):
         with pytest.raises(GencodecError):
             generative_codec.decompress(data, **kw)
-    plain = untrained_codec.compress(smooth_image(16, 16))
+    plain = rich_codec.compress(smooth_image(16, 16))  # a model without a generative decoder
+    assert np.asarray(rich_codec.decompress(plain)).shape == (16, 16, 3)  # realism 0 by default
     with pytest.raises(GencodecError, match="no generative decoder"):
-        untrained_codec.decompress(plain, realism=1.0)
+        rich_codec.decompress(plain, realism=1.0)
 
 
 def test_tiled_decoding_matches_whole_decoding_without_seams(generative_codec, monkeypatch):
