@@ -80,11 +80,32 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         """Images are padded to this multiple: y is at 1/2^S and z at a further 1/4."""
         return self.analysis.downsampling * 4
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x (N,3,H,W) in [0,1] (H, W multiples of padding_multiple) -> x_bar, rates."""
-        y = self.analysis(x)
-        out = self.latent_codec(y, level)
-        out["x_bar"] = self.synthesis(out["y_hat"])
+    def forward(self, x: torch.Tensor, level: torch.Tensor, noise=None,
+                train_codec: bool = True) -> dict[str, torch.Tensor]:
+        """The training forward: x (N,3,H,W) in [0,1] (sides multiples of padding_multiple).
+
+        Returns y_hat, the rates and x_bar. With `noise` (a diffusion.TrainingNoise),
+        it also runs the denoiser on the noised residual: `r0` (the target), `pred`
+        (the x0 prediction) and `x_hat` (the image it implies). With
+        train_codec=False the codec runs frozen, with real rounding, as at decode
+        time. Everything goes through forward so that distributed training
+        synchronises every gradient.
+        """
+        with torch.set_grad_enabled(train_codec and torch.is_grad_enabled()):
+            if not train_codec:
+                self.latent_codec.eval()
+            out = self.latent_codec(self.analysis(x), level)
+            if noise is None:
+                out["x_bar"] = self.synthesis(out["y_hat"])
+                return out
+            x_bar, features = self.synthesis.forward_with_features(out["y_hat"])
+        if not train_codec:
+            self.latent_codec.train(self.training)
+        den = self.denoiser
+        r0 = den.fold_image(x - x_bar.detach()) * self.residual_scale  # the target never pulls on the codec
+        r_t, t = noise(r0)
+        pred = den(r_t, t, den.condition(x_bar, features))
+        out.update(x_bar=x_bar, r0=r0, pred=pred, x_hat=x_bar + den.unfold_image(pred) / self.residual_scale)
         return out
 
     def update_tables(self) -> None:

@@ -12,9 +12,10 @@ from PIL import Image
 
 import gencodec
 
-from .conftest import smooth_image
+from .conftest import SHARED, smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
+LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
 
 
 def _train_module():
@@ -32,20 +33,44 @@ def photos(tmp_path_factory):
     return folder
 
 
-def test_tiny_config_trains_checkpoints_resumes_and_exports(photos, tmp_path):
+def test_codec_stage_trains_checkpoints_resumes_and_exports(photos, tmp_path):
     train = _train_module()
     out = tmp_path / "run"
-    args = ["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos), "--out", str(out), "--cpu"]
+    args = ["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos), "--out", str(out), "--cpu",
+            "--stages", "codec"]
     assert train.main(args + ["--steps", "10"]) == 0
-    assert (out / "checkpoints" / "checkpoint-10" / train.COMPLETE).exists()
+    assert (out / "codec" / "checkpoints" / "checkpoint-10" / train.COMPLETE).exists()
     # Continue from the checkpoint to a later step.
     assert train.main(args + ["--steps", "15", "--resume", "latest"]) == 0
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader(open(out / "codec" / "metrics.csv")))
     assert int(rows[-1]["step"]) == 15
-    codec = gencodec.load(out / "model", device="cpu")
+    codec = gencodec.load(out / "codec" / "model", device="cpu")
     assert codec.is_trained and codec.model.config.trained_steps == 15
     data = codec.compress(smooth_image(50, 70), level=1)
-    assert np.asarray(codec.decompress(data)).shape == (50, 70, 3)
+    assert np.asarray(codec.decompress(data, realism=0)).shape == (50, 70, 3)
+
+
+@pytest.mark.skipif(not LPIPS_WEIGHTS.exists(), reason="LPIPS weights (../shared/weights) not present")
+def test_all_three_stages_warm_start_in_turn(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GENCODEC_LPIPS_WEIGHTS", str(LPIPS_WEIGHTS))
+    train = _train_module()
+    out = tmp_path / "run"
+    assert train.main(["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos), "--out", str(out),
+                       "--cpu", "--steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert f"stage 'decoder': warm start from {out / 'codec' / 'model'}" in printed
+    assert f"stage 'joint': warm start from {out / 'decoder' / 'model'}" in printed
+    codec = gencodec.load(out / "model", device="cpu")
+    assert codec.model.config.trained_steps == 9 and codec.is_generative
+    data = codec.compress(smooth_image(64, 64), level=0)
+    assert np.asarray(codec.decompress(data, realism=1.0, steps=2)).shape == (64, 64, 3)
+
+
+def test_a_stage_without_its_predecessor_is_a_clear_error(photos, tmp_path):
+    train = _train_module()
+    with pytest.raises(train.GencodecError, match="run the stage before it first"):
+        train.main(["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos),
+                    "--out", str(tmp_path / "run"), "--cpu", "--stages", "decoder", "--steps", "2"])
 
 
 def test_an_unwritten_checkpoint_is_ignored(tmp_path):

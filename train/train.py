@@ -1,15 +1,23 @@
 #!/usr/bin/env python
 """Train gencodec: one plain loop, run with `python` on a CPU or `accelerate launch` on GPUs.
 
-    python train/train.py --config configs/tiny.yaml --data PHOTOS --out runs/tiny
-    accelerate launch --config_file configs/accelerate/1node_4gpu.yaml \
+    python train/train.py --config configs/tiny.yaml --data PHOTOS --out runs/tiny --cpu
+    accelerate launch --config_file configs/accelerate/1node_4gpu.yaml \\
         train/train.py --config configs/base.yaml --out runs/base
     python train/train.py --config configs/base.yaml --out runs/base --resume latest
 
-Layout of a run folder:
-    checkpoints/checkpoint-<step>/   accelerate state (model, optimizer, scheduler, RNG, step)
-    metrics.csv                      one row per logged step
-    model/                           the exported model: what gencodec.load() reads
+The config's `stages` run in order (codec, then decoder, then joint; see
+gencodec.objectives). Each stage has its own folder in the run:
+
+    OUT/<stage>/checkpoints/checkpoint-<step>/   accelerate state: model, optimizers,
+                                                 schedulers, EMA, RNG, step
+    OUT/<stage>/metrics.csv                      one row per logged step
+    OUT/<stage>/model/                           the exported model (what gencodec.load reads)
+
+A stage starts from the exported model of the stage before it (or from the
+model folder its `init` names) and says so; it is done once its exported
+model has its steps. `--resume latest` continues an unfinished stage from its
+newest complete checkpoint. OUT/model is the final stage's export.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import math
 import os
 import shutil
 import sys
@@ -29,14 +36,14 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from gencodec.data import make_dataset
 from gencodec.errors import GencodecError
 from gencodec.model import GenCodecModel
-from gencodec.objectives import codec_objective, random_levels
+from gencodec.objectives import STAGES, GenerativeObjective, LossWeights, codec_objective, random_levels
 
-OBJECTIVES = {"codec": codec_objective}
 COMPLETE = "COMPLETE"  # marker written last: a checkpoint without it is ignored
 
 
@@ -56,10 +63,12 @@ class TrainState:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="YAML config (see configs/)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, metrics.csv, model/")
+    p.add_argument("--out", required=True, help="run folder: one sub-folder per stage, and model/")
     p.add_argument("--data", help="training images (folder or tar shards); overrides data.train")
-    p.add_argument("--resume", help="'latest' or a checkpoint folder to continue from")
-    p.add_argument("--steps", type=int, help="override the total number of steps (all stages)")
+    p.add_argument("--resume", choices=["latest"], help="continue unfinished stages from their newest checkpoint")
+    p.add_argument("--steps", type=int, help="override every stage's number of steps (smoke tests)")
+    p.add_argument("--stages", help="comma-separated subset of the config's stages to run, in config order")
+    p.add_argument("--lpips-weights", help="LPIPS AlexNet weights file (or set GENCODEC_LPIPS_WEIGHTS)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     return p.parse_args(argv)
 
@@ -95,11 +104,11 @@ def save_checkpoint(accelerator: Accelerator, folder: Path, step: int, keep: int
     accelerator.wait_for_everyone()
 
 
-def export_model(model: GenCodecModel, out: Path, step: int) -> None:
+def export_model(model: GenCodecModel, out: Path, trained_steps: int) -> None:
     """The release folder: build the entropy tables, record the steps, save_pretrained atomically."""
     model = copy.deepcopy(model).float().cpu().eval()
     model.update_tables()
-    model.register_to_config(trained_steps=step)
+    model.register_to_config(trained_steps=trained_steps)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -109,105 +118,197 @@ def export_model(model: GenCodecModel, out: Path, step: int) -> None:
     os.replace(tmp, out)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    cfg = load_config(args.config)
-    out = Path(args.out)
-    optim_cfg = cfg["optim"]
-    accelerator = Accelerator(
-        cpu=args.cpu,
-        mixed_precision=optim_cfg.get("mixed_precision", "no"),
-        gradient_accumulation_steps=optim_cfg.get("gradient_accumulation_steps", 1),
-    )
-    set_seed(cfg.get("seed", 0), device_specific=True)
+def exported_steps(folder: Path) -> int | None:
+    """trained_steps of an exported model folder, or None if there is none."""
+    if not (folder / "config.json").exists():
+        return None
+    return GenCodecModel.load_config(folder).get("trained_steps", 0)
 
-    stages = cfg["stages"]
-    total_steps = args.steps or sum(s["steps"] for s in stages)
+
+def trainable_parameters(model: GenCodecModel, stage: str) -> list[torch.nn.Parameter]:
+    """codec: all but the denoiser; decoder: the denoiser only; joint: everything. Others are frozen."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if stage == "codec":
+        modules = [m for name, m in model.named_children() if name != "denoiser"]
+    elif stage == "decoder":
+        modules = [model.denoiser]
+    else:
+        modules = [model]
+    params = [p for m in modules for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
+    """Train one stage to its step count; returns its exported model folder."""
+    stage = cfg["stages"][index]
+    name = stage["name"]
+    if name not in STAGES:
+        raise GencodecError(f"unknown stage '{name}' (stages are {', '.join(STAGES)})")
+    stage_dir = out / name
+    steps = args.steps or stage["steps"]
+    optim_cfg = {**cfg["optim"], **stage.get("optim", {})}
+    accelerator = Accelerator(cpu=args.cpu, mixed_precision=optim_cfg.get("mixed_precision", "no"),
+                              gradient_accumulation_steps=optim_cfg.get("gradient_accumulation_steps", 1))
+
+    # Warm start, explicitly: the previous stage's export, or the folder `init` names.
+    init = stage.get("init", "previous" if index > 0 else None)
+    if init == "previous":
+        init = out / cfg["stages"][index - 1]["name"] / "model"
     model = GenCodecModel(**cfg["model"])
-    lambdas = torch.tensor(cfg["lambdas"], dtype=torch.float32)
-    if len(lambdas) != model.n_levels:
-        raise GencodecError(f"config has {len(lambdas)} lambdas for {model.n_levels} levels")
+    start_steps = 0
+    if init:
+        init = Path(init)
+        if exported_steps(init) is None:
+            raise GencodecError(f"stage '{name}' starts from '{init}', which holds no exported model; "
+                                "run the stage before it first")
+        model.load_state_dict(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict())
+        start_steps = exported_steps(init)
+        accelerator.print(f"stage '{name}': warm start from {init} ({start_steps} steps)")
+    done = exported_steps(stage_dir / "model")
+    if done is not None and done >= start_steps + steps:
+        accelerator.print(f"stage '{name}' is done ({stage_dir / 'model'}); skipping")
+        return stage_dir / "model"
+    if name != "codec" and model.denoiser is None:
+        raise GencodecError(f"stage '{name}' trains the generative decoder, but the model config has none")
+    set_seed(cfg.get("seed", 0) + index, device_specific=True)
 
     data_cfg = cfg["data"]
     data_path = args.data or data_cfg.get("train")
     if not data_path:
         raise GencodecError("no training data: pass --data or set data.train in the config")
     dataset = make_dataset(data_path, data_cfg["crop_size"], rank=accelerator.process_index,
-                           world_size=accelerator.num_processes, seed=cfg.get("seed", 0))
+                           world_size=accelerator.num_processes, seed=cfg.get("seed", 0) + index)
     loader = torch.utils.data.DataLoader(dataset, batch_size=data_cfg["batch_size"],
                                          num_workers=data_cfg.get("num_workers", 0), drop_last=True)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=optim_cfg["lr"],
-                                  betas=tuple(optim_cfg.get("betas", (0.9, 0.999))),
+    params = trainable_parameters(model, name)
+    optimizer = torch.optim.AdamW(params, lr=optim_cfg["lr"], betas=tuple(optim_cfg.get("betas", (0.9, 0.999))),
                                   weight_decay=optim_cfg.get("weight_decay", 0.0))
     scheduler = get_scheduler(optim_cfg.get("schedule", "cosine"), optimizer,
-                              num_warmup_steps=optim_cfg.get("warmup_steps", 0),
-                              num_training_steps=total_steps)
-    # The dataset already splits files between processes, so the loader is not re-sharded.
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+                              num_warmup_steps=optim_cfg.get("warmup_steps", 0), num_training_steps=steps)
     state = TrainState()
+    objective = None
+    if name == "codec":
+        # The dataset already splits files between processes: the loader is not re-sharded.
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    else:
+        from gencodec.nn.discriminator import ConditionalDiscriminator
+        from gencodec.perceptual import load_lpips
+        disc_cfg = cfg.get("discriminator", {})
+        discriminator = ConditionalDiscriminator(cfg["model"].get("latent_channels", 128),
+                                                 channels=tuple(disc_cfg.get("channels", (64, 128, 256, 256))))
+        d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=disc_cfg.get("lr", 1e-4), betas=(0.5, 0.9))
+        model, optimizer, scheduler, discriminator, d_optimizer = accelerator.prepare(
+            model, optimizer, scheduler, discriminator, d_optimizer)
+        lpips_net = load_lpips(args.lpips_weights).to(accelerator.device)
+        weights = LossWeights(**cfg.get("loss_weights", {}))
+        objective = GenerativeObjective(lpips_net, discriminator, weights, train_codec=(name == "joint"))
+    raw_model = accelerator.unwrap_model(model)
+    ema = None
+    if name != "codec" and cfg.get("ema_decay"):
+        ema = EMAModel(raw_model.denoiser.parameters(), decay=cfg["ema_decay"])
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
     accelerator.register_for_checkpointing(state)
 
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = stage_dir / "checkpoints"
     if args.resume:
-        resume = latest_checkpoint(ckpt_dir) if args.resume == "latest" else Path(args.resume)
-        if resume is None:
-            accelerator.print(f"no complete checkpoint in {ckpt_dir}; starting from scratch")
-        else:
+        resume = latest_checkpoint(ckpt_dir)
+        if resume is not None:
             accelerator.load_state(str(resume))
-            accelerator.print(f"resumed from {resume} at step {state.step}")
+            accelerator.print(f"stage '{name}': resumed from {resume} at step {state.step}")
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = stage_dir / "metrics.csv"
+    lambdas = torch.tensor(cfg["lambdas"], dtype=torch.float32, device=accelerator.device)
+    if len(lambdas) != raw_model.n_levels:
+        raise GencodecError(f"config has {len(lambdas)} lambdas for {raw_model.n_levels} levels")
 
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_file = out / "metrics.csv"
-    stage_ends = [sum(s["steps"] for s in stages[: i + 1]) for i in range(len(stages))]
     batches = iter(loader)
-    bar = tqdm(total=total_steps, initial=state.step, disable=not accelerator.is_main_process,
+    bar = tqdm(total=steps, initial=state.step, desc=name, disable=not accelerator.is_main_process,
                dynamic_ncols=True)
-    lambdas = lambdas.to(accelerator.device)
     model.train()
-    started = time.time()
-    while state.step < total_steps:
-        stage = stages[next(i for i, end in enumerate(stage_ends) if state.step < end or i == len(stages) - 1)]
-        objective = OBJECTIVES[stage["name"]]
+    started, first_step = time.time(), state.step
+    while state.step < steps:
         x = next(batches).to(accelerator.device)
-        level = random_levels(x.shape[0], model.module.n_levels if hasattr(model, "module") else
-                              model.n_levels, x.device)
+        level = random_levels(x.shape[0], raw_model.n_levels, x.device)
         with accelerator.accumulate(model):
             with accelerator.autocast():
-                loss, metrics = objective(model, x, level, lambdas)
+                if objective is None:
+                    loss, metrics = codec_objective(model, x, level, lambdas)
+                else:
+                    loss, metrics = objective.generator_loss(model, x, level, lambdas)
             if not torch.isfinite(loss):
-                raise GencodecError(f"non-finite loss ({loss.item()}) at step {state.step}; "
-                                    f"lower the learning rate or resume from an earlier checkpoint")
+                raise GencodecError(f"non-finite loss ({loss.item()}) in stage '{name}' at step {state.step}; "
+                                    "lower the learning rate or resume from an earlier checkpoint")
             accelerator.backward(loss)
             if accelerator.sync_gradients and optim_cfg.get("grad_clip"):
-                accelerator.clip_grad_norm_(model.parameters(), optim_cfg["grad_clip"])
+                accelerator.clip_grad_norm_(params, optim_cfg["grad_clip"])
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+        if objective is not None:
+            with accelerator.accumulate(discriminator):
+                d_loss, d_metrics = objective.discriminator_loss()
+                d_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left on D
+                accelerator.backward(d_loss)
+                d_optimizer.step()
+                d_optimizer.zero_grad(set_to_none=True)
+            metrics.update(d_metrics)
         if not accelerator.sync_gradients:
             continue
+        if ema is not None:
+            ema.step(raw_model.denoiser.parameters())
         state.step += 1
         bar.update(1)
-        if state.step % cfg.get("log_every", 10) == 0 or state.step == total_steps:
-            row = {"step": state.step, "stage": stage["name"], "lr": scheduler.get_last_lr()[0],
-                   "images_per_s": state.step * x.shape[0] * accelerator.num_processes
+        if state.step % cfg.get("log_every", 10) == 0 or state.step == steps:
+            row = {"step": state.step, "lr": scheduler.get_last_lr()[0],
+                   "images_per_s": (state.step - first_step) * x.shape[0] * accelerator.num_processes
                    / max(time.time() - started, 1e-9)}
-            row.update({k: accelerator.gather(v[None]).mean().item() for k, v in metrics.items()})
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "stage", "lr")})
+            row.update({k: accelerator.gather(v.float()[None]).mean().item() for k, v in metrics.items()})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
             if accelerator.is_main_process:
                 new = not metrics_file.exists()
                 with open(metrics_file, "a", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=list(row))
+                    writer = csv.DictWriter(f, fieldnames=list(row))
                     if new:
-                        w.writeheader()
-                    w.writerow(row)
-        if state.step % cfg.get("checkpoint_every", 1000) == 0 or state.step == total_steps:
+                        writer.writeheader()
+                    writer.writerow(row)
+        if state.step % cfg.get("checkpoint_every", 1000) == 0 or state.step == steps:
             save_checkpoint(accelerator, ckpt_dir, state.step, cfg.get("keep_checkpoints", 3))
     bar.close()
     if accelerator.is_main_process:
-        export_model(accelerator.unwrap_model(model), out / "model", state.step)
-        accelerator.print(f"exported {out / 'model'} after {state.step} steps")
+        export = copy.deepcopy(raw_model)
+        if ema is not None:  # the release uses the averaged decoder weights
+            ema.copy_to(export.denoiser.parameters())
+        export_model(export, stage_dir / "model", start_steps + steps)
+        accelerator.print(f"stage '{name}': exported {stage_dir / 'model'}")
+    accelerator.wait_for_everyone()
     accelerator.end_training()
+    return stage_dir / "model"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config)
+    out = Path(args.out)
+    names = [s["name"] for s in cfg["stages"]]
+    if len(set(names)) != len(names):
+        raise GencodecError("stage names must be unique within a config")
+    wanted = args.stages.split(",") if args.stages else names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise GencodecError(f"stage '{unknown[0]}' is not in the config (it has {', '.join(names)})")
+    final = None
+    for index, name in enumerate(names):
+        if name in wanted:
+            final = run_stage(args, cfg, index, out)
+    if final is not None and final == out / names[-1] / "model" and (final / "config.json").exists():
+        if (out / "model").exists():
+            shutil.rmtree(out / "model")
+        shutil.copytree(final, out / "model")
     return 0
 
 
