@@ -2,15 +2,17 @@
 
 Beside each real file size it prints the model's information content (the sum
 of -log2 p over the coded symbols) and the difference: the container's 10
-bytes plus the ANS stream's word padding.
-
-Timings on shared machines wander, so every variant runs in the same process,
-interleaved round by round, and the table reports medians.
+bytes plus the ANS stream's word padding. Timings on shared machines wander,
+so every case runs in the same process, interleaved round by round, and the
+table reports medians. The last column is the process's peak memory so far
+(cases run from the smallest image up, so growth shows what a size costs).
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -29,40 +31,57 @@ def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], repeats: int = 5,
-              image: np.ndarray | None = None, log=print) -> list[dict]:
-    """Time compress and decompress for every (size, level); print and return the rows."""
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (and, on CUDA, the device's peak allocation)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], steps: list[int] | None = None,
+              realism: float | None = None, repeats: int = 5, image: np.ndarray | None = None,
+              log=print) -> list[dict]:
+    """Time compress and decompress for every (size, level, steps); print and return the rows."""
+    steps = steps or [None]
     cases = []
-    for (w, h) in sizes:
+    for (w, h) in sorted(sizes, key=lambda s: s[0] * s[1]):
         img = synthetic_photo(h, w) if image is None else np.asarray(Image.fromarray(image).resize((w, h)))
         for level in levels:
-            cases.append({"size": f"{w}x{h}", "pixels": w * h, "level": level, "image": img,
-                          "enc": [], "dec": []})
+            for n_steps in steps:
+                cases.append({"size": f"{w}x{h}", "pixels": w * h, "level": level, "steps": n_steps,
+                              "image": img, "enc": [], "dec": []})
+    decode = dict(realism=realism)
     for case in cases:  # warm-up (first calls build tables and allocate), and the information content
         case["data"] = codec.compress(case["image"], level=case["level"])
-        codec.decompress(case["data"])
+        codec.decompress(case["data"], steps=case["steps"], **decode)
         code, _, _ = codec.analyse(case["image"], case["level"])
         case["info_bits"] = codec.model.latent_codec.encode(code, case["level"])[1]
+        case["memory"] = peak_memory_mb()
     for _ in range(repeats):
         for case in cases:  # interleaved, so drifts in machine speed hit every case alike
             t0 = time.perf_counter()
             case["data"] = codec.compress(case["image"], level=case["level"])
             t1 = time.perf_counter()
-            codec.decompress(case["data"])
+            codec.decompress(case["data"], steps=case["steps"], **decode)
+            if codec.device.type == "cuda":
+                torch.cuda.synchronize()
             t2 = time.perf_counter()
             case["enc"].append(t1 - t0)
             case["dec"].append(t2 - t1)
-    log(f"device {codec.device}, torch threads {torch.get_num_threads()}, {repeats} repeats (medians)")
-    log(f"{'size':>11}{'level':>6}{'bytes':>8}{'info bytes':>12}{'overhead':>10}{'bpp':>9}"
-        f"{'compress s':>12}{'decompress s':>14}")
+    shown_realism = realism if realism is not None else (1.0 if codec.is_generative else 0.0)
+    log(f"device {codec.device}, torch threads {torch.get_num_threads()}, realism {shown_realism:g}, "
+        f"{repeats} repeats (medians)")
+    log(f"{'size':>11}{'level':>6}{'steps':>6}{'bytes':>8}{'info bytes':>12}{'overhead':>10}{'bpp':>9}"
+        f"{'compress s':>12}{'decompress s':>14}{'peak MB':>9}")
     rows = []
     for case in cases:
-        row = {"size": case["size"], "level": case["level"], "bytes": len(case["data"]),
-               "info_bytes": case["info_bits"] / 8, "overhead": len(case["data"]) - case["info_bits"] / 8,
+        row = {"size": case["size"], "level": case["level"], "steps": case["steps"] or 0,
+               "bytes": len(case["data"]), "info_bytes": case["info_bits"] / 8,
+               "overhead": len(case["data"]) - case["info_bits"] / 8,
                "bpp": 8 * len(case["data"]) / case["pixels"],
-               "compress_s": statistics.median(case["enc"]), "decompress_s": statistics.median(case["dec"])}
+               "compress_s": statistics.median(case["enc"]), "decompress_s": statistics.median(case["dec"]),
+               "peak_mb": case["memory"]}
         rows.append(row)
-        log(f"{row['size']:>11}{row['level']:>6}{row['bytes']:>8}{row['info_bytes']:>12.1f}"
-            f"{row['overhead']:>10.1f}{row['bpp']:>9.4f}"
-            f"{row['compress_s']:>12.3f}{row['decompress_s']:>14.3f}")
+        log(f"{row['size']:>11}{row['level']:>6}{row['steps'] or '-':>6}{row['bytes']:>8}{row['info_bytes']:>12.1f}"
+            f"{row['overhead']:>10.1f}{row['bpp']:>9.4f}{row['compress_s']:>12.3f}{row['decompress_s']:>14.3f}"
+            f"{row['peak_mb']:>9.0f}")
     return rows

@@ -386,7 +386,8 @@ and print the medians with the file sizes."""
 
 BENCH_EPILOG = """\
 example:
-  gencodec bench --sizes 768x512,1536x1024 --levels 0,7 --repeats 7 --threads 2"""
+  gencodec bench --sizes 768x512,1536x1024 --levels 0,7 --repeats 7 --threads 2
+  gencodec bench --steps 1,2,4 --sizes 768x512,4000x3000 --levels 3 --repeats 3"""
 
 
 def _add_force(p: argparse.ArgumentParser) -> None:
@@ -458,7 +459,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .imageio import load_image
         _check_input(args.image)
         image = load_image(args.image)
-    run_bench(codec, args.sizes, levels, repeats=args.repeats, image=image)
+    steps = args.steps if codec.is_generative and args.realism != 0 else None
+    run_bench(codec, args.sizes, levels, steps=steps, realism=args.realism, repeats=args.repeats, image=image)
     return EXIT_OK
 
 
@@ -531,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image sizes to time; default: 768x512 (a Kodak image)")
     p.add_argument("--levels", type=_parse_ints, default=None, metavar="L,L,...",
                    help="rate levels to time; default: the lowest and the highest")
+    p.add_argument("--steps", type=_parse_ints, default=[DEFAULT_STEPS], metavar="S,S,...",
+                   help=f"denoising step counts to time; default: {DEFAULT_STEPS}")
+    p.add_argument("--realism", type=float, default=None,
+                   help="decode realism; default: the model's (1 with a generative decoder)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case; default: %(default)s")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; default: torch's choice")
     p.add_argument("--image", help="time this photo (resized to each size) instead of a synthetic one")

@@ -53,6 +53,23 @@ def untrained_model(**config) -> GenCodecModel:
     return model.eval()
 
 
+def export_model(model: GenCodecModel, out: str | os.PathLike, trained_steps: int) -> None:
+    """Write a release model folder: entropy tables built, steps recorded, replaced atomically."""
+    import copy
+    import shutil
+    out = Path(out)
+    model = copy.deepcopy(model).float().cpu().eval()
+    model.update_tables()
+    model.register_to_config(trained_steps=int(trained_steps))
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
 def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> GenCodecModel:
     if str(name_or_path) == UNTRAINED:
         return untrained_model()

@@ -43,6 +43,7 @@ from gencodec.data import make_dataset
 from gencodec.errors import GencodecError
 from gencodec.model import GenCodecModel
 from gencodec.objectives import STAGES, GenerativeObjective, LossWeights, codec_objective, random_levels
+from gencodec.pretrained import export_model
 
 COMPLETE = "COMPLETE"  # marker written last: a checkpoint without it is ignored
 
@@ -102,20 +103,6 @@ def save_checkpoint(accelerator: Accelerator, folder: Path, step: int, keep: int
         for old in done[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
-
-
-def export_model(model: GenCodecModel, out: Path, trained_steps: int) -> None:
-    """The release folder: build the entropy tables, record the steps, save_pretrained atomically."""
-    model = copy.deepcopy(model).float().cpu().eval()
-    model.update_tables()
-    model.register_to_config(trained_steps=trained_steps)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
 
 
 def exported_steps(folder: Path) -> int | None:
