@@ -219,6 +219,7 @@ class ImageFolderDataset(_LoopingDataset):
         self.root = Path(root)
         all_files = find_images(self.root)
         self.files = split_share(all_files, rank, world_size)
+        self.share_size = len(self.files)  # files this process reads
         if not self.files:
             raise GencodecError(
                 f"rank {rank} of {world_size} gets no images: {str(self.root)!r} holds only {len(all_files)}")
@@ -263,6 +264,11 @@ class ShardDataset(_LoopingDataset):
         else:
             self._share = list(self.shards)
             self._modulo = (world_size, rank)
+
+    @property
+    def share_size(self) -> int:
+        """How many shards this process reads (all of them, filtered by member, when shards are few)."""
+        return len(self._share)
 
     def worker_plan(self, worker: int, num_workers: int) -> tuple[list[tuple[int, Path]], tuple[int, int]]:
         """What worker ``worker`` reads: (position, shard) pairs and a member filter (modulus, residue).

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 import gencodec
@@ -55,13 +56,21 @@ def test_all_three_stages_warm_start_in_turn(photos, tmp_path, monkeypatch, caps
     monkeypatch.setenv("GENCODEC_LPIPS_WEIGHTS", str(LPIPS_WEIGHTS))
     train = _train_module()
     out = tmp_path / "run"
-    assert train.main(["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos), "--out", str(out),
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    cfg["data"]["val"] = str(photos)
+    cfg.update(validate_every=3, val_images=1)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert train.main(["--config", str(config), "--data", str(photos), "--out", str(out),
                        "--cpu", "--steps", "3"]) == 0
     printed = capsys.readouterr().out
     assert f"stage 'decoder': warm start from {out / 'codec' / 'model'}" in printed
     assert f"stage 'joint': warm start from {out / 'decoder' / 'model'}" in printed
     codec = gencodec.load(out / "model", device="cpu")
     assert codec.model.config.trained_steps == 9 and codec.is_generative
+    for stage in ("codec", "decoder", "joint"):  # validation grids and TensorBoard logs of every stage
+        assert (out / stage / "val" / "val_step0000003.png").exists() or list((out / stage / "val").glob("*.png"))
+        assert list((out / stage / "tensorboard").rglob("events.out.tfevents.*"))
     data = codec.compress(smooth_image(64, 64), level=0)
     assert np.asarray(codec.decompress(data, realism=1.0, steps=2)).shape == (64, 64, 3)
 

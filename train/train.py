@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import hashlib
 import os
 import shutil
 import sys
@@ -128,6 +129,72 @@ def trainable_parameters(model: GenCodecModel, stage: str) -> list[torch.nn.Para
     return params
 
 
+def flat_config(cfg: dict, **extra) -> dict:
+    """The config as flat scalar key/values, as trackers (TensorBoard hparams) want it."""
+    flat = dict(extra)
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            flat[prefix[:-1]] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk("", {k: v for k, v in cfg.items() if k != "stages"})
+    return flat
+
+
+class Validation:
+    """Periodic validation on a held-out folder (data.val): real files, bpp, PSNR, LPIPS, a grid."""
+
+    def __init__(self, cfg: dict, args, stage_dir: Path, accelerator: Accelerator):
+        from gencodec.validation import load_validation_images
+        self.every = cfg.get("validate_every", 0)
+        folder = cfg["data"].get("val")
+        self.images = load_validation_images(folder, cfg.get("val_images", 4)) if folder and self.every else []
+        self.levels = cfg.get("val_levels") or [0, len(cfg["lambdas"]) - 1]
+        self.out_dir = stage_dir / "val"
+        self.device = accelerator.device
+        self.lpips_weights = args.lpips_weights
+
+    def due(self, step: int, last: int) -> bool:
+        return bool(self.images) and (step % self.every == 0 or step == last)
+
+    def run(self, model: GenCodecModel, objective, step: int) -> dict[str, float]:
+        from gencodec.validation import validate
+        lpips_net = objective.lpips if objective is not None else self._own_lpips()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return validate(model, self.images, self.levels, out_dir=self.out_dir, step=step, lpips_net=lpips_net,
+                        device=self.device)
+
+    def _own_lpips(self):
+        """The codec stage has no LPIPS net of its own: load one once, or go without if none is found."""
+        if not hasattr(self, "_lpips"):
+            from gencodec.perceptual import load_lpips
+            try:
+                self._lpips = load_lpips(self.lpips_weights).to(self.device)
+            except GencodecError as exc:
+                print(f"validation without LPIPS: {exc}")
+                self._lpips = None
+        return self._lpips
+
+
+def write_rank_report(accelerator: Accelerator, model: GenCodecModel, dataset, stage_dir: Path) -> None:
+    """Every process records a digest of its parameters and the size of its data share.
+
+    Identical digests on all ranks show that distributed training kept the
+    replicas in step; the share sizes show that each process read its own part.
+    """
+    digest = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    rank = accelerator.process_index
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    (stage_dir / f"rank{rank}.params.sha256").write_text(digest.hexdigest() + "\n")
+    (stage_dir / f"rank{rank}.share.txt").write_text(f"{dataset.share_size}\n")
+
+
 def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     """Train one stage to its step count; returns its exported model folder."""
     stage = cfg["stages"][index]
@@ -137,13 +204,16 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     stage_dir = out / name
     steps = args.steps or stage["steps"]
     optim_cfg = {**cfg["optim"], **stage.get("optim", {})}
+    trackers = cfg.get("trackers", ["tensorboard"])
     accelerator = Accelerator(cpu=args.cpu, mixed_precision=optim_cfg.get("mixed_precision", "no"),
-                              gradient_accumulation_steps=optim_cfg.get("gradient_accumulation_steps", 1))
+                              gradient_accumulation_steps=optim_cfg.get("gradient_accumulation_steps", 1),
+                              log_with=trackers or None, project_dir=str(stage_dir))
 
     # Warm start, explicitly: the previous stage's export, or the folder `init` names.
     init = stage.get("init", "previous" if index > 0 else None)
     if init == "previous":
         init = out / cfg["stages"][index - 1]["name"] / "model"
+    set_seed(cfg.get("seed", 0) + index, device_specific=True)  # before building: the init is seeded too
     model = GenCodecModel(**cfg["model"])
     start_steps = 0
     if init:
@@ -160,7 +230,6 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         return stage_dir / "model"
     if name != "codec" and model.denoiser is None:
         raise GencodecError(f"stage '{name}' trains the generative decoder, but the model config has none")
-    set_seed(cfg.get("seed", 0) + index, device_specific=True)
 
     data_cfg = cfg["data"]
     data_path = args.data or data_cfg.get("train")
@@ -201,6 +270,9 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         accelerator.register_for_checkpointing(ema)
     accelerator.register_for_checkpointing(state)
 
+    # The loader draws its seed from the global RNG when iterated: draw it before
+    # a resume restores the RNG, so the restored state is exactly the saved one.
+    batches = iter(loader)
     ckpt_dir = stage_dir / "checkpoints"
     if args.resume:
         resume = latest_checkpoint(ckpt_dir)
@@ -209,11 +281,13 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
             accelerator.print(f"stage '{name}': resumed from {resume} at step {state.step}")
     stage_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = stage_dir / "metrics.csv"
+    if trackers:
+        accelerator.init_trackers("tensorboard", config=flat_config(cfg, stage=name, steps=steps))
+    validation = Validation(cfg, args, stage_dir, accelerator) if accelerator.is_main_process else None
     lambdas = torch.tensor(cfg["lambdas"], dtype=torch.float32, device=accelerator.device)
     if len(lambdas) != raw_model.n_levels:
         raise GencodecError(f"config has {len(lambdas)} lambdas for {raw_model.n_levels} levels")
 
-    batches = iter(loader)
     bar = tqdm(total=steps, initial=state.step, desc=name, disable=not accelerator.is_main_process,
                dynamic_ncols=True)
     model.train()
@@ -256,6 +330,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
                    / max(time.time() - started, 1e-9)}
             row.update({k: accelerator.gather(v.float()[None]).mean().item() for k, v in metrics.items()})
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
+            accelerator.log(row, step=start_steps + state.step)
             if accelerator.is_main_process:
                 new = not metrics_file.exists()
                 with open(metrics_file, "a", newline="") as f:
@@ -263,9 +338,14 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
                     if new:
                         writer.writeheader()
                     writer.writerow(row)
+        if validation is not None and validation.due(state.step, steps):
+            val_metrics = validation.run(raw_model, objective, start_steps + state.step)
+            accelerator.log(val_metrics, step=start_steps + state.step)
+            bar.write(" ".join(f"{k}={v:.4g}" for k, v in val_metrics.items()))
         if state.step % cfg.get("checkpoint_every", 1000) == 0 or state.step == steps:
             save_checkpoint(accelerator, ckpt_dir, state.step, cfg.get("keep_checkpoints", 3))
     bar.close()
+    write_rank_report(accelerator, raw_model, dataset, stage_dir)
     if accelerator.is_main_process:
         export = copy.deepcopy(raw_model)
         if ema is not None:  # the release uses the averaged decoder weights
