@@ -78,12 +78,19 @@ COMPRESS_DESCRIPTION = """\
 Compress an image (PNG, JPEG, WebP, ... anything Pillow reads) into a .gcz
 file. Transparent images are flattened onto white; EXIF orientation is applied.
 A one-line summary (bytes, bits per pixel, level, size) goes to stderr.
+
+Choose the rate with at most one of --level, --bpp and --max-bytes. --bpp and
+--max-bytes search the model's ladder of levels for the highest level whose
+real file fits the target, and fail (exit status 1) if not even level 0 fits;
+the summary line says which level was chosen.
 """
 
 COMPRESS_EPILOG = """\
 example:
   gencodec compress photo.png -o photo.gcz --level 2
   gencodec compress photo.png                  # writes photo.gcz next to it
+  gencodec compress photo.png --max-bytes 4000 # the highest level that fits 4000 bytes
+  gencodec compress photo.png --bpp 0.05       # ... that fits 0.05 bits per pixel
   gencodec compress - -o - < photo.png > photo.gcz
 """
 
@@ -276,13 +283,20 @@ def cmd_compress(args: argparse.Namespace) -> int:
         args.output = str(Path(args.input).with_suffix(SUFFIX))
     if args.level is not None and args.level < 0:
         raise GencodecError(f"level {args.level} is out of range: levels start at 0")
+    if args.max_bytes is not None and args.max_bytes <= 0:
+        raise GencodecError(f"--max-bytes must be a positive integer, got {args.max_bytes}")
+    if args.bpp is not None and not 0 < args.bpp < float("inf"):
+        raise GencodecError(f"--bpp must be a positive number, got {args.bpp:g}")
     if args.input != STDIO:
         _check_input(args.input)
     _check_output(args.output, args.force)
 
     source = sys.stdin.buffer if args.input == STDIO else args.input
     codec = _load_codec(args)
-    data = codec.compress(source, level=args.level)
+    if args.bpp is not None or args.max_bytes is not None:
+        data = codec.compress_to_target(source, bpp=args.bpp, max_bytes=args.max_bytes)
+    else:
+        data = codec.compress(source, level=args.level)
     _write_output(args.output, data, args.force)
 
     info = codec.info(data)
@@ -482,9 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="the .gcz file to write, or '-' for stdout; default: IN with its suffix replaced "
                         "by .gcz (required when IN is '-')")
-    p.add_argument("--level", "-l", metavar="L", type=int, default=None,
-                   help="rate level, 0 (smallest file) .. N-1 (most detail); default: the model's middle "
-                        "level, N // 2")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--level", "-l", metavar="L", type=int, default=None,
+                      help="rate level, 0 (smallest file) .. N-1 (most detail); default: the model's middle "
+                           "level, N // 2")
+    rate.add_argument("--bpp", metavar="X", type=float, default=None,
+                      help="target bits per pixel: search the levels for the highest one whose file is at "
+                           "most X bpp; fails if even level 0 is larger")
+    rate.add_argument("--max-bytes", metavar="N", type=int, default=None,
+                      help="target file size: search the levels for the highest one whose file is at most "
+                           "N bytes; fails if even level 0 is larger")
     _add_force(p)
     _add_model_options(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_compress, subparser=p)

@@ -13,6 +13,7 @@ gencodec.tiling), so memory stays bounded whatever the image size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,9 @@ from .tiling import run_tiled
 # enough that a Kodak-sized image runs whole, small enough to bound memory.
 SYNTHESIS_TILE, SYNTHESIS_OVERLAP = 64, 8      # 1024 px tiles, 128 px overlap
 DENOISER_TILE, DENOISER_OVERLAP = 256, 32      # 1024 px tiles, 128 px overlap (fold 4)
+
+# compress_to_target: how many levels above the binary search's answer are checked as well.
+TARGET_LOOKAHEAD = 2
 
 
 @dataclass
@@ -87,11 +91,21 @@ class Codec:
     def analyse(self, image, level: int | None = None) -> tuple[LatentCode, int, int]:
         """image -> (integer code, height, width): the encoder up to, not including, the ANS stream."""
         level = self._check_level(self.default_level if level is None else level)
+        y, height, width = self._analysis_transform(image)
+        return self.model.latent_codec.analyse(y, level), height, width
+
+    @torch.no_grad()
+    def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int]:
+        """image -> (y, height, width): the expensive, level-independent half of the encoder."""
         x = image_to_tensor(load_image(image))
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.model.padding_multiple).to(self.device, self.model.dtype)
-        y = self.model.analysis(x)
-        return self.model.latent_codec.analyse(y, level), height, width
+        return self.model.analysis(x), height, width
+
+    @torch.no_grad()
+    def _encode_level(self, y: torch.Tensor, level: int, height: int, width: int) -> bytes:
+        """y -> the file at `level`: the cheap, per-level half (latent coding and the ANS stream)."""
+        return self.encode_code(self.model.latent_codec.analyse(y, level), level, height, width)
 
     def compress(self, image, level: int | None = None) -> bytes:
         """Any image (path, bytes, PIL image, numpy array) -> gencodec file bytes."""
@@ -103,6 +117,72 @@ class Codec:
         payload, _ = self.model.latent_codec.encode(code, level)
         header = bitstream.Header(level=level, fingerprint=self.fingerprint16, width=width, height=height)
         return bitstream.pack_file(header, payload)
+
+    # -- rate targeting -----------------------------------------------------------------------
+    def sizes_by_level(self, image) -> list[int]:
+        """The real file size in bytes at every level, 0..N-1 (the analysis transform runs once)."""
+        y, height, width = self._analysis_transform(image)
+        return [len(self._encode_level(y, level, height, width)) for level in range(self.n_levels)]
+
+    def compress_to_target(self, image, bpp: float | None = None, max_bytes: int | None = None) -> bytes:
+        """Compress at the highest level whose real file fits a size budget.
+
+        Give exactly one of `max_bytes` (the file is at most that many bytes)
+        or `bpp` (8 * bytes / (width * height) is at most that). The analysis
+        transform runs once; the levels are binary-searched by real encoded
+        size, then the levels just above the answer are checked too, so that
+        a small non-monotone step in the ladder cannot hide a higher level
+        that fits. Raises GencodecError when even the smallest file is too
+        big. `info(data).level` tells which level was chosen.
+        """
+        if (bpp is None) == (max_bytes is None):
+            raise GencodecError("give exactly one target: bpp or max_bytes")
+        if max_bytes is not None:
+            if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes <= 0:
+                raise GencodecError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+            max_bytes = int(max_bytes)
+        else:
+            if (isinstance(bpp, bool) or not isinstance(bpp, (int, float, np.integer, np.floating))
+                    or not math.isfinite(bpp) or bpp <= 0):
+                raise GencodecError(f"bpp must be a positive number, got {bpp!r}")
+            bpp = float(bpp)
+
+        y, height, width = self._analysis_transform(image)
+        pixels = width * height
+
+        def fits(n_bytes: int) -> bool:
+            return n_bytes <= max_bytes if max_bytes is not None else 8 * n_bytes / pixels <= bpp
+
+        files: dict[int, bytes] = {}
+
+        def file_at(level: int) -> bytes:
+            if level not in files:
+                files[level] = self._encode_level(y, level, height, width)
+            return files[level]
+
+        # Binary search for the boundary: `lo` fits (or is -1), `hi` does not (or is N).
+        lo, hi = -1, self.n_levels
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(len(file_at(mid))):
+                lo = mid
+            else:
+                hi = mid
+        # Confirm the neighbours: climb while one of the next levels up fits after all.
+        while True:
+            above = [lv for lv in range(lo + 1, min(lo + 1 + TARGET_LOOKAHEAD, self.n_levels))
+                     if fits(len(file_at(lv)))]
+            if not above:
+                break
+            lo = max(above)
+        if lo < 0:
+            level, size = min(((lv, len(f)) for lv, f in files.items()), key=lambda item: (item[1], item[0]))
+            if max_bytes is not None:
+                raise GencodecError(f"cannot meet {max_bytes} bytes: the smallest file at level {level} "
+                                    f"is {size} bytes")
+            raise GencodecError(f"cannot meet {bpp:g} bpp: the smallest file at level {level} is {size} bytes "
+                                f"({8 * size / pixels:.4f} bpp)")
+        return file_at(lo)
 
     # -- decoder ------------------------------------------------------------------------------
     def info(self, data: bytes) -> FileInfo:
