@@ -55,8 +55,8 @@ def test_loss_goes_down(setup):
     losses, mse = ([float(r[k]) for r in rows] for k in ("loss", "mse"))
     assert len(losses) == 40
     # Each step draws random levels (each with its own lambda), so compare averages.
-    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
-    assert np.mean(mse[-10:]) < 0.5 * np.mean(mse[:10])
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    assert np.mean(mse[-10:]) < 0.8 * np.mean(mse[:10])
 
 
 def test_killed_run_resumes_with_the_same_state(setup):

@@ -2,7 +2,7 @@
 """Train gencodec: one plain loop, run with `python` on a CPU or `accelerate launch` on GPUs.
 
     python train/train.py --config configs/tiny.yaml --data PHOTOS --out runs/tiny --cpu
-    accelerate launch --config_file configs/accelerate/1node_4gpu.yaml \\
+    accelerate launch --config_file configs/accelerate/1node_8gpu.yaml \\
         train/train.py --config configs/base.yaml --out runs/base
     python train/train.py --config configs/base.yaml --out runs/base --resume latest
 
