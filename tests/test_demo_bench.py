@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from gencodec.bench import run_bench
 from gencodec.cli import main
 from gencodec.demo import run_demo
 
-from .conftest import smooth_image
+from .conftest import SHARED, smooth_image
+
+LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
 
 
 def test_demo_writes_files_and_page(untrained_codec, tmp_path):
@@ -42,10 +45,13 @@ def test_bench_table(untrained_codec):
     assert "compress s" in lines[1]
 
 
-def test_demo_without_a_shipped_model_fits_one_and_says_so(tmp_path, capsys):
+@pytest.mark.skipif(not LPIPS_WEIGHTS.exists(), reason="LPIPS weights (../shared/weights) not present")
+def test_demo_measures_lpips_when_weights_are_given(untrained_codec, tmp_path, capsys):
     photo = tmp_path / "p.png"
-    Image.fromarray(smooth_image(160, 160)).save(photo)
-    assert main(["demo", str(photo), "--fit-seconds", "1", "--levels", "0", "--out", str(tmp_path / "o")]) == 0
-    err = capsys.readouterr().err
-    assert "No trained model ships" in err and "on the spot" in err
-    assert (tmp_path / "o" / "p_level0.png").exists()
+    Image.fromarray(smooth_image(64, 64)).save(photo)
+    assert main(["demo", str(photo), "--model", "untrained", "--levels", "0", "--out", str(tmp_path / "o"),
+                 "--lpips-weights", str(LPIPS_WEIGHTS)]) == 0
+    captured = capsys.readouterr()
+    row = [line for line in captured.err.splitlines() + captured.out.splitlines() if line.startswith("p ")][0]
+    assert 0 < float(row.split()[5]) <= 1.5   # photo level bytes bpp PSNR LPIPS ...
+    assert "LPIPS" in (tmp_path / "o" / "index.html").read_text()

@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Export a release model folder from a training checkpoint.
+"""Export a release model folder from a training checkpoint or another model folder.
 
     python train/export.py --config configs/base.yaml \\
         --checkpoint runs/base/codec/checkpoints/checkpoint-2000 --out models/base-2000
+    python train/export.py --model runs/default/model --half --out gencodec/weights/default
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also
 exports its final model by itself; this is for the checkpoints in between. The
-steps recorded are the checkpoint's own: those of its stage.)
+steps recorded are the checkpoint's own: those of its stage.) --half stores the
+float weights in float16 and builds the tables from the rounded weights, which
+halves the folder without changing any decoded symbol (gencodec.pretrained).
 """
 
 from __future__ import annotations
@@ -21,15 +24,26 @@ from safetensors.torch import load_file
 
 from gencodec.errors import GencodecError
 from gencodec.model import GenCodecModel
-from gencodec.pretrained import export_model
+from gencodec.pretrained import export_model, load_model
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="the YAML config the run was trained with")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint-<step> folder of a run")
+    p.add_argument("--config", help="the YAML config the run was trained with (with --checkpoint)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint-<step> folder of a run")
+    source.add_argument("--model", help="a model folder (e.g. a run's model/) to re-export")
+    p.add_argument("--half", action="store_true", help="store float weights in float16 (half the size)")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
+    if args.model:
+        model = load_model(args.model)
+        steps = int(model.config.trained_steps)
+        export_model(model, args.out, steps, half=args.half)
+        print(f"exported {args.out} ({steps} steps{', float16' if args.half else ''})")
+        return 0
+    if not args.config:
+        p.error("--checkpoint needs --config")
     ckpt = Path(args.checkpoint)
     weights = ckpt / "model.safetensors"
     if not weights.is_file() or not (ckpt / "COMPLETE").is_file():
@@ -43,8 +57,8 @@ def main(argv=None) -> int:
         raise GencodecError(f"checkpoint does not match the config's model ({len(missing)} missing, "
                             f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]})")
     steps = int((ckpt / "COMPLETE").read_text().strip() or 0)
-    export_model(model, args.out, steps)
-    print(f"exported {args.out} ({steps} steps)")
+    export_model(model, args.out, steps, half=args.half)
+    print(f"exported {args.out} ({steps} steps{', float16' if args.half else ''})")
     return 0
 
 

@@ -129,6 +129,41 @@ def trainable_parameters(model: GenCodecModel, stage: str) -> list[torch.nn.Para
     return params
 
 
+#: Parameters of the entropy model proper: the z densities, the level gains and level biases.
+#: They see small gradients (only the rate term reaches them), so they may train at a higher rate.
+ENTROPY_PARAMETERS = ("latent_codec.z_prior.", "latent_codec.log_gain", "latent_codec.log_z_gain",
+                      "latent_codec.scale_net.level_bias")
+
+
+def parameter_groups(model: GenCodecModel, params: list[torch.nn.Parameter], lr: float,
+                     entropy_lr_scale: float) -> list[dict]:
+    """Optimizer groups: the entropy model's parameters at lr * entropy_lr_scale, the rest at lr."""
+    wanted = {id(p) for p in params}
+    entropy = [p for name, p in model.named_parameters()
+               if id(p) in wanted and name.startswith(ENTROPY_PARAMETERS)]
+    entropy_ids = {id(p) for p in entropy}
+    groups = [{"params": [p for p in params if id(p) not in entropy_ids], "lr": lr}]
+    if entropy:
+        groups.append({"params": entropy, "lr": lr * entropy_lr_scale})
+    return groups
+
+
+def distortion_boost(stage: dict, step: int) -> float:
+    """Factor on every lambda early in the codec stage: `distortion_boost` at step 0, down to 1
+    (geometrically) at `boost_steps`.
+
+    From a fresh start the rate term dominates at extreme-rate lambdas, and the
+    cheapest move is to send nothing: the transforms then learn little while
+    the entropy model learns to price noise. Weighting distortion up first lets
+    the transforms learn to carry the picture, and the squeeze to the target
+    rates follows.
+    """
+    boost, steps = float(stage.get("distortion_boost", 1.0)), int(stage.get("boost_steps", 0))
+    if boost == 1.0 or steps <= 0 or step >= steps:
+        return 1.0
+    return boost ** (1.0 - step / steps)
+
+
 def flat_config(cfg: dict, **extra) -> dict:
     """The config as flat scalar key/values, as trackers (TensorBoard hparams) want it."""
     flat = dict(extra)
@@ -231,7 +266,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     if name != "codec" and model.denoiser is None:
         raise GencodecError(f"stage '{name}' trains the generative decoder, but the model config has none")
 
-    data_cfg = cfg["data"]
+    data_cfg = {**cfg["data"], **stage.get("data", {})}  # a stage may change crops and batches
     data_path = args.data or data_cfg.get("train")
     if not data_path:
         raise GencodecError("no training data: pass --data or set data.train in the config")
@@ -241,7 +276,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
                                          num_workers=data_cfg.get("num_workers", 0), drop_last=True)
 
     params = trainable_parameters(model, name)
-    optimizer = torch.optim.AdamW(params, lr=optim_cfg["lr"], betas=tuple(optim_cfg.get("betas", (0.9, 0.999))),
+    groups = parameter_groups(model, params, optim_cfg["lr"], optim_cfg.get("entropy_lr_scale", 1.0))
+    optimizer = torch.optim.AdamW(groups, lr=optim_cfg["lr"], betas=tuple(optim_cfg.get("betas", (0.9, 0.999))),
                                   weight_decay=optim_cfg.get("weight_decay", 0.0))
     scheduler = get_scheduler(optim_cfg.get("schedule", "cosine"), optimizer,
                               num_warmup_steps=optim_cfg.get("warmup_steps", 0), num_training_steps=steps)
@@ -298,7 +334,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         with accelerator.accumulate(model):
             with accelerator.autocast():
                 if objective is None:
-                    loss, metrics = codec_objective(model, x, level, lambdas)
+                    boost = distortion_boost(stage, state.step)
+                    loss, metrics = codec_objective(model, x, level, lambdas * boost)
                 else:
                     loss, metrics = objective.generator_loss(model, x, level, lambdas)
             if not torch.isfinite(loss):

@@ -8,6 +8,10 @@ from torch import nn
 from .layers import stage_blocks
 
 
+#: Factor on the last convolution's initial weights (see __init__).
+LATENT_INIT_GAIN = 100.0
+
+
 class AnalysisTransform(nn.Module):
     """x (N,3,H,W) in [0,1] -> y (N, latent_channels, H/2^S, W/2^S), S = len(channels).
 
@@ -39,7 +43,14 @@ class AnalysisTransform(nn.Module):
             layers.append(nn.GELU())
             layers += stage_blocks(ch, n_blocks, stage in attention_stages, heads, window)
             in_ch = ch
-        layers.append(nn.Conv2d(in_ch, latent_channels, 3, padding=1))
+        out = nn.Conv2d(in_ch, latent_channels, 3, padding=1)
+        with torch.no_grad():
+            # PyTorch's default init gives y a spread of about 0.02 on photos, which
+            # rounds to all zeros at every rate level: no information reaches the
+            # decoder and training creeps out of that regime over thousands of steps.
+            # Starting y at a spread of about 1 makes the code carry information at once.
+            out.weight.mul_(LATENT_INIT_GAIN)
+        layers.append(out)
         self.layers = nn.Sequential(*layers)
         self.downsampling = 2 ** len(channels)
 

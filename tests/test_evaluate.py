@@ -1,0 +1,127 @@
+"""`gencodec eval`: records, resume, refusal to mix runs, and the CLI's outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gencodec.cli import main
+from gencodec.errors import GencodecError
+from gencodec.evaluate import RECORDS, EvalSettings, Measurer, run_eval
+from gencodec.imageio import save_image
+
+from .conftest import smooth_image
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(64, 96), (80, 64)]):
+        save_image(smooth_image(h, w, seed=10 + i), folder / f"p{i}.png")
+    return folder
+
+
+class CountingMeasurer(Measurer):
+    """Counts the images it measures, to see which items a resumed run redoes."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __call__(self, decoded, original):
+        self.calls += 1
+        return super().__call__(decoded, original)
+
+
+SETTINGS = dict(levels=[0, 2], realism=[0.0, 1.0], steps=1, baselines=["jpeg", "webp"])
+
+
+def test_eval_records_every_item_and_matches_bytes(generative_codec, photos, tmp_path):
+    out = tmp_path / "eval"
+    results = run_eval(generative_codec, photos, out, EvalSettings(**SETTINGS), progress=False, log=lambda m: None)
+    records = results["records"]
+    ours = [r for r in records if r["codec"] == "gencodec"]
+    classical = [r for r in records if r["codec"] != "gencodec"]
+    assert len(ours) == 2 * 2 * 2 and len(classical) == 2 * 2 * 2
+    for r in ours:
+        assert (out / r["file"]).is_file()
+        assert r["bytes"] == (out / r["file"]).with_name(f"gencodec_L{r['level']}.gcz").stat().st_size
+        assert r["bpp"] == pytest.approx(8 * r["bytes"] / (r["width"] * r["height"]))
+    for r in classical:
+        target = next(o["bytes"] for o in ours if o["image"] == r["image"] and o["level"] == r["level"])
+        assert r["target_bytes"] == target
+        if r.get("skipped"):
+            assert r["bytes"] is None
+        else:
+            assert r["bytes"] <= target and (out / r["file"]).is_file()
+    assert json.loads((out / "results.json").read_text())["records"] == records
+    assert (out / "results.csv").read_text().count("\n") == len(records) + 1
+    assert any("metadata" in n or "ICC" in n for n in results["notes"])
+
+
+def test_eval_resumes_without_redoing_finished_items(generative_codec, photos, tmp_path):
+    out = tmp_path / "eval"
+    first = CountingMeasurer()
+    run_eval(generative_codec, photos, out, EvalSettings(**SETTINGS), first, progress=False, log=lambda m: None)
+    lines = (out / RECORDS).read_text().splitlines()
+    # A kill mid-run: drop the last two records and tear the line before them.
+    (out / RECORDS).write_text("\n".join(lines[:-3] + [lines[-3][:10]]) + "\n")
+    again = CountingMeasurer()
+    results = run_eval(generative_codec, photos, out, EvalSettings(**SETTINGS), again, progress=False,
+                       log=lambda m: None)
+    redone = again.calls
+    assert 1 <= redone <= 3 < first.calls
+    assert len(results["records"]) == len(lines)
+    done = CountingMeasurer()
+    run_eval(generative_codec, photos, out, EvalSettings(**SETTINGS), done, progress=False, log=lambda m: None)
+    assert done.calls == 0
+
+
+def test_eval_refuses_to_mix_settings(generative_codec, photos, tmp_path):
+    out = tmp_path / "eval"
+    quick = dict(SETTINGS, levels=[0], baselines=[])
+    run_eval(generative_codec, photos, out, EvalSettings(**quick), progress=False, log=lambda m: None)
+    with pytest.raises(GencodecError, match="another steps"):
+        run_eval(generative_codec, photos, out, EvalSettings(**dict(quick, steps=2)), progress=False,
+                 log=lambda m: None)
+
+
+def test_eval_rejects_bad_levels_and_codecs(generative_codec, photos, tmp_path):
+    with pytest.raises(GencodecError, match="out of range"):
+        run_eval(generative_codec, photos, tmp_path / "a", EvalSettings(levels=[99]), progress=False)
+    with pytest.raises(GencodecError, match="not available"):
+        run_eval(generative_codec, photos, tmp_path / "b", EvalSettings(levels=[0], baselines=["bpg9"]),
+                 progress=False)
+
+
+def test_eval_cli_writes_table_plots_and_report(generative_codec, photos, tmp_path, capsys, monkeypatch):
+    from gencodec.pretrained import export_model
+    monkeypatch.delenv("GENCODEC_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.setattr("gencodec.perceptual.SafeLPIPS", _no_download)
+    model = tmp_path / "model"
+    export_model(generative_codec.model, model, trained_steps=0)
+    out = tmp_path / "eval"
+    argv = ["eval", str(photos), "--model", str(model), "--out", str(out), "--levels", "0",
+            "--steps", "1", "--baselines", "jpeg", "--no-progress"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "gencodec" in captured.out and "jpeg" in captured.out
+    assert "LPIPS skipped" in captured.err
+    assert (out / "report.html").is_file() and (out / "plots" / "rd_psnr.png").is_file()
+    assert (out / "plots" / "rd_psnr.svg").is_file()
+    assert main(argv) == 0  # resumed: nothing left to do, same outputs
+
+
+def _no_download(*args, **kwargs):
+    raise RuntimeError("no network")
+
+
+def test_eval_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing"), "--model", "untrained"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a folder" in err
+    assert main(["eval", str(tmp_path), "--model", "untrained", "--lpips-weights", str(tmp_path / "none.pth"),
+                 "--no-progress"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
