@@ -12,6 +12,8 @@ relative gap between a payload and its information content.
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +27,9 @@ def main() -> None:
     p.add_argument("folder")
     p.add_argument("--model", default=gencodec.DEFAULT_MODEL)
     p.add_argument("--levels", default=None, help="comma-separated; default: all")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="also write each level's bpp (mean, min, max) over the folder as JSON "
+                        "(the rate ladder of a model card)")
     args = p.parse_args()
     codec = gencodec.load(args.model)
     levels = [int(v) for v in args.levels.split(",")] if args.levels else list(range(codec.n_levels))
@@ -32,6 +37,7 @@ def main() -> None:
     print(f"{len(photos)} photos, model {args.model}")
     print(f"{'level':>5}{'bytes':>10}{'bpp':>9}{'info bytes':>12}{'overhead':>10}{'max payload gap':>17}")
     container = bitstream.HEADER_BYTES + bitstream.CHECKSUM_BYTES
+    ladder = []
     for level in levels:
         real, info, gaps, bpp = [], [], [], []
         for photo in photos:
@@ -45,6 +51,11 @@ def main() -> None:
             assert len(data) == len(payload) + container
         print(f"{level:>5}{np.mean(real):>10.1f}{np.mean(bpp):>9.4f}{np.mean(info):>12.1f}"
               f"{np.mean(real) - np.mean(info):>10.2f}{100 * max(gaps):>16.3f}%")
+        ladder.append({"level": level, "bpp_mean": float(np.mean(bpp)), "bpp_min": float(min(bpp)),
+                       "bpp_max": float(max(bpp)), "bytes_mean": float(np.mean(real))})
+    if args.json:
+        Path(args.json).write_text(json.dumps({"folder": str(args.folder), "photos": len(photos),
+                                               "levels": ladder}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

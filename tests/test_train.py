@@ -88,3 +88,44 @@ def test_an_unwritten_checkpoint_is_ignored(tmp_path):
     (tmp_path / "checkpoint-5" / train.COMPLETE).write_text("5")
     (tmp_path / "checkpoint-9").mkdir()  # killed mid-save: no marker
     assert train.latest_checkpoint(tmp_path).name == "checkpoint-5"
+
+
+def test_distortion_boost_decays_to_one():
+    train = _train_module()
+    stage = {"distortion_boost": 16, "boost_steps": 100}
+    assert train.distortion_boost(stage, 0) == 16
+    assert train.distortion_boost(stage, 50) == pytest.approx(4)
+    assert train.distortion_boost(stage, 100) == train.distortion_boost(stage, 10**6) == 1
+    assert train.distortion_boost({}, 0) == 1
+
+
+def test_rate_quantizer_switches_at_its_step():
+    train = _train_module()
+    stage = {"rate_quantizer": "ste", "rate_quantizer_from": 10}
+    assert [train.rate_quantizer(stage, s) for s in (0, 9, 10, 11)] == ["noise", "noise", "ste", "ste"]
+    assert train.rate_quantizer({}, 5) == "noise"
+
+
+def test_straight_through_rate_is_the_real_rate(rich_codec):
+    """With rate_quantizer 'ste' the training rate of y follows the exact rate of the coded
+    symbols (up to the tables' quantisation and the escape code for the tails); and it has gradients."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(rich_codec.model)
+    x = torch.from_numpy(smooth_image(128, 128, seed=3)).permute(2, 0, 1)[None].float() / 255
+    level = torch.tensor([2])
+    with torch.no_grad():
+        y = model.analysis(x)
+        exact = model.latent_codec.eval()(y, level)["bits_y"].item()
+    model.latent_codec.train()
+    model.latent_codec.rate_quantizer = "ste"
+    y = y.requires_grad_()
+    ste = model.latent_codec(y, level)["bits_y"]
+    ste.sum().backward()
+    assert ste.item() == pytest.approx(exact, rel=0.1)
+    assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+    model.latent_codec.rate_quantizer = "nonsense"
+    with pytest.raises(ValueError, match="rate_quantizer"):
+        model.latent_codec(y, level)

@@ -164,6 +164,14 @@ def distortion_boost(stage: dict, step: int) -> float:
     return boost ** (1.0 - step / steps)
 
 
+def rate_quantizer(stage: dict, step: int) -> str:
+    """How the stage prices the rate at `step`: `rate_quantizer` ("noise" or "ste", see
+    HyperpriorLatentCodec) from step `rate_quantizer_from` on, noise before it."""
+    if step >= int(stage.get("rate_quantizer_from", 0)):
+        return stage.get("rate_quantizer", "noise")
+    return "noise"
+
+
 def flat_config(cfg: dict, **extra) -> dict:
     """The config as flat scalar key/values, as trackers (TensorBoard hparams) want it."""
     flat = dict(extra)
@@ -331,6 +339,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     while state.step < steps:
         x = next(batches).to(accelerator.device)
         level = random_levels(x.shape[0], raw_model.n_levels, x.device)
+        raw_model.latent_codec.rate_quantizer = rate_quantizer(stage, state.step)
         with accelerator.accumulate(model):
             with accelerator.autocast():
                 if objective is None:

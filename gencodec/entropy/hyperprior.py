@@ -69,6 +69,21 @@ class HyperpriorLatentCodec(nn.Module):
         self.log_z_gain = nn.Parameter(torch.zeros(n_levels, hyper_latent_channels))
         self._tables: dict | None = None
 
+    #: How the training rate stands in for rounding: "noise" (additive uniform noise, the
+    #: usual choice from scratch) or "ste" (real rounding with a straight-through gradient).
+    #: Noise prices a symbol that is always 0 at ~0.1-0.3 bits whatever its scale, which at
+    #: extreme rates, where nearly every symbol is 0, is most of the estimate; the
+    #: straight-through rate is the real one and lets such symbols go to ~0 bits. A training
+    #: setting, not part of the model: coding is the same either way.
+    rate_quantizer: str = "noise"
+
+    def _rate_proxy(self, v: torch.Tensor) -> torch.Tensor:
+        if self.rate_quantizer == "ste":
+            return _ste_round(v)
+        if self.rate_quantizer == "noise":
+            return _uniform_noise(v)
+        raise ValueError(f"rate_quantizer must be 'noise' or 'ste', not {self.rate_quantizer!r}")
+
     # -- shared pieces --------------------------------------------------------------------
     def _gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.exp(self.log_gain[level])[:, :, None, None]
@@ -87,16 +102,16 @@ class HyperpriorLatentCodec(nn.Module):
     def forward(self, y: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
         """y (N, C, h, w), level (N,) -> y_hat and the rate in bits per image.
 
-        Training: additive uniform noise gives the differentiable rate, and
-        straight-through rounding gives y_hat (the decoder sees real
-        quantisation). Evaluation: real rounding, exact indexes and the
+        Training: the rate is differentiable through `rate_quantizer` (additive
+        uniform noise, or straight-through rounding), and straight-through
+        rounding gives y_hat (the decoder sees real quantisation). Evaluation: real rounding, exact indexes and the
         integer tables, so `bits` is the model's information content.
         """
         g, gz = self._gains(level)
         z_g = self.hyper_analysis(y) * gz
         if self.training:
             z_hat = _ste_round(z_g)
-            bits_z = -torch.log2(self._z_likelihood(_uniform_noise(z_g), level)).sum((1, 2, 3))
+            bits_z = -torch.log2(self._z_likelihood(self._rate_proxy(z_g), level)).sum((1, 2, 3))
             indexes = self.scale_net(z_hat, level)
         else:
             z_hat = torch.round(z_g)
@@ -106,7 +121,7 @@ class HyperpriorLatentCodec(nn.Module):
         residual = (y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL)
         if self.training:
             scale = self.y_conditional.scale(indexes)
-            lik = self.y_conditional.likelihood(_uniform_noise(residual), scale)
+            lik = self.y_conditional.likelihood(self._rate_proxy(residual), scale)
             bits_y = -torch.log2(lik).sum((1, 2, 3))
             y_hat = (_ste_round(residual) + mu_g) / g
         else:

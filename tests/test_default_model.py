@@ -1,0 +1,85 @@
+"""The shipped default model: it loads offline, round-trips every level, keeps its documented rates.
+
+The photo is a Kodak image when ../shared is present, else a sample photo that
+ships with scikit-image (a user's machine has no ../shared).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import gencodec
+from gencodec import metrics
+from gencodec.pretrained import SHIPPED_DIR
+
+from .conftest import KODAK, SHARED
+
+DEFAULT = SHIPPED_DIR / "default"
+LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
+KODAK_PHOTO = KODAK / "kodim23.png"
+
+
+def _ladder() -> dict:
+    return json.loads((DEFAULT / "ladder.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return gencodec.load("default", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from gencodec.demo import sample_photos
+    from gencodec.imageio import load_image
+    if KODAK_PHOTO.is_file():
+        return "kodak", load_image(KODAK_PHOTO)
+    return "other", load_image(sample_photos()[0])
+
+
+def test_the_default_model_ships_trained_and_small(codec):
+    size = sum(f.stat().st_size for f in DEFAULT.iterdir())
+    assert size <= 25 * 2 ** 20, f"the shipped model takes {size / 2 ** 20:.1f} MiB (limit 25)"
+    assert codec.is_trained and codec.is_generative
+    assert (DEFAULT / "MODEL_CARD.md").is_file()
+    assert len(_ladder()["levels"]) == codec.n_levels
+
+
+def test_every_level_round_trips_within_its_documented_rate(codec, photo):
+    kind, image = photo
+    height, width = image.shape[:2]
+    for level, documented in enumerate(_ladder()["levels"]):
+        data = codec.compress(image, level=level)
+        assert data == codec.compress(image, level=level)
+        decoded = codec.decompress(data, steps=1)
+        assert decoded.size == (width, height)
+        assert codec.info(data).level == level
+        bpp = 8 * len(data) / (width * height)
+        # On Kodak the documented range is the measured one; other photos get a factor of 2 each way.
+        low, high = documented["bpp_min"], documented["bpp_max"]
+        if kind == "other":
+            low, high = low / 2, high * 2
+        assert low <= bpp <= high, f"level {level}: {bpp:.4f} bpp outside [{low:.4f}, {high:.4f}]"
+
+
+@pytest.mark.skipif(not (LPIPS_WEIGHTS.is_file() and KODAK_PHOTO.is_file()),
+                    reason="needs ../shared (LPIPS weights and Kodak)")
+def test_realism_1_against_the_best_classical_codec_at_the_same_bytes(codec, photo):
+    from gencodec.baselines import available_codecs, match_bytes
+    from gencodec.perceptual import load_lpips
+    _, image = photo
+    net = load_lpips(LPIPS_WEIGHTS)
+    level = _ladder()["lpips_test_level"]
+    data = codec.compress(image, level=level)
+    ours = metrics.lpips(net, np.asarray(codec.decompress(data, realism=1.0)), image)
+    score = lambda decoded: -metrics.lpips(net, decoded, image)  # noqa: E731
+    best = []
+    for name in available_codecs():
+        found = match_bytes(image, name, len(data), score=score)
+        if found is not None:
+            best.append(metrics.lpips(net, found.decoded, image))
+    assert best, "no classical codec fits"
+    assert ours < min(best), f"LPIPS {ours:.3f} at realism 1 vs {min(best):.3f} for the best classical codec"
