@@ -463,15 +463,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        codec = _load_codec(args)
-    except ModelNotFoundError:
-        if args.model != DEFAULT_MODEL:
-            raise
-        import gencodec
-        print("no trained default model ships yet: timing the untrained default architecture "
-              "(speed does not depend on the weights)", file=sys.stderr)
-        codec = gencodec.load(gencodec.UNTRAINED, device=args.device)
+    codec = _load_codec(args)
     levels = args.levels if args.levels is not None else [0, codec.n_levels - 1]
     image = None
     if args.image:

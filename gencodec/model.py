@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin

@@ -93,6 +93,7 @@ def export_model(model: GenCodecModel, out: str | os.PathLike, trained_steps: in
         params = {name for name, p in model.named_parameters() if p.is_floating_point()}
         state = {k: (v.half() if k in params else v).contiguous() for k, v in load_file(str(weights)).items()}
         save_file(state, str(weights), metadata={"format": "pt"})
+        weights.chmod(0o644)  # as save_pretrained leaves its files: readable by everyone
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

@@ -79,12 +79,13 @@ def test_a_file_from_another_model_is_refused(untrained_codec, tmp_path):
         untrained_codec.decompress(data)
 
 
-def test_unknown_models_are_clear_errors(tmp_path):
+def test_unknown_models_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(gencodec.ModelNotFoundError, match="no model folder"):
         gencodec.load("no-such-model")
     with pytest.raises(gencodec.ModelNotFoundError, match="not a model folder"):
         gencodec.load(tmp_path)
-    with pytest.raises(gencodec.ModelNotFoundError, match="default"):
+    monkeypatch.setattr("gencodec.pretrained.SHIPPED_DIR", tmp_path / "weights")
+    with pytest.raises(gencodec.ModelNotFoundError, match="default model is missing"):
         gencodec.load("default")
 
 

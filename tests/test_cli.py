@@ -271,7 +271,17 @@ def test_a_file_from_another_model(capsysbinary, tmp_path, png, other_model_dir)
     assert code == 0 and "does NOT match" in out.decode() and "another model" in out.decode()
 
 
-def test_the_default_model_is_not_shipped_yet(capsysbinary, png):
+def test_the_shipped_default_model_is_used_without_model(capsysbinary, png, tmp_path):
+    code, _, err = run(capsysbinary, "compress", png, "--device", "cpu", "--level", "0")
+    assert code == 0, err
+    gcz = png.with_suffix(".gcz")
+    code, _, err = run(capsysbinary, "decompress", gcz, "-o", tmp_path / "back.png", "--steps", "1")
+    assert code == 0, err
+    assert Image.open(tmp_path / "back.png").size == Image.open(png).size
+
+
+def test_a_missing_default_model_is_one_line(capsysbinary, png, tmp_path, monkeypatch):
+    monkeypatch.setattr("gencodec.pretrained.SHIPPED_DIR", tmp_path / "nothing")
     assert_one_line_error(*run(capsysbinary, "compress", png, "--device", "cpu"), "--model")
     assert not png.with_suffix(".gcz").exists()
 

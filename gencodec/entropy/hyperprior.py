@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CorruptFileError
 from ..nn.hyper import HyperAnalysis, HyperSynthesisMean
 from .ans import CategoricalTable, SymbolReader, SymbolWriter
 from .escape import ESCAPE_BITS, MAX_RESIDUAL, merge_escapes, split_escapes
