@@ -426,6 +426,11 @@ def _lpips_or_none(weights: str | None, device):
     """The LPIPS network, or None with a warning when no weights are at hand (a named bad file is an error)."""
     from .perceptual import LPIPS_WEIGHTS_ENV, load_lpips
 
+    if not (weights or os.environ.get(LPIPS_WEIGHTS_ENV)) and os.environ.get("HF_HUB_OFFLINE") == "1":
+        # Offline and no file: do not even try lpips' download of the AlexNet backbone.
+        _warn(f"LPIPS skipped: no AlexNet weights file (--lpips-weights or {LPIPS_WEIGHTS_ENV}) "
+              "and HF_HUB_OFFLINE=1")
+        return None
     try:
         return load_lpips(weights).to(device)
     except GencodecError as exc:

@@ -55,3 +55,12 @@ def test_demo_measures_lpips_when_weights_are_given(untrained_codec, tmp_path, c
     row = [line for line in captured.err.splitlines() + captured.out.splitlines() if line.startswith("p ")][0]
     assert 0 < float(row.split()[5]) <= 1.5   # photo level bytes bpp PSNR LPIPS ...
     assert "LPIPS" in (tmp_path / "o" / "index.html").read_text()
+
+
+def test_demo_offline_without_lpips_weights_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENCODEC_LPIPS_WEIGHTS", raising=False)
+    photo = tmp_path / "p.png"
+    Image.fromarray(smooth_image(48, 48)).save(photo)
+    assert main(["demo", str(photo), "--model", "untrained", "--levels", "0", "--out", str(tmp_path / "o")]) == 0
+    assert "LPIPS skipped: no AlexNet weights file" in capsys.readouterr().err

@@ -99,6 +99,7 @@ def test_eval_rejects_bad_levels_and_codecs(generative_codec, photos, tmp_path):
 def test_eval_cli_writes_table_plots_and_report(generative_codec, photos, tmp_path, capsys, monkeypatch):
     from gencodec.pretrained import export_model
     monkeypatch.delenv("GENCODEC_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # so that the (failing) download is tried
     monkeypatch.setattr("gencodec.perceptual.SafeLPIPS", _no_download)
     model = tmp_path / "model"
     export_model(generative_codec.model, model, trained_steps=0)
@@ -108,7 +109,7 @@ def test_eval_cli_writes_table_plots_and_report(generative_codec, photos, tmp_pa
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "gencodec" in captured.out and "jpeg" in captured.out
-    assert "LPIPS skipped" in captured.err
+    assert "LPIPS skipped" in captured.err and "could not be downloaded" in captured.err
     assert (out / "report.html").is_file() and (out / "plots" / "rd_psnr.png").is_file()
     assert (out / "plots" / "rd_psnr.svg").is_file()
     assert main(argv) == 0  # resumed: nothing left to do, same outputs
