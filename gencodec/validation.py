@@ -14,7 +14,6 @@ image grid to look at. The model being trained is never touched.
 from __future__ import annotations
 
 import copy
-import math
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -27,6 +26,7 @@ from .codec import Codec
 from .data import find_images
 from .imageio import image_to_tensor, load_image, save_image
 from .losses import lpips_distance
+from .metrics import psnr
 from .model import GenCodecModel
 
 #: At most this many images (rows) go into the grid: enough to judge, small enough to open.
@@ -37,8 +37,6 @@ CAPTION_HEIGHT = 14
 GRID_GAP = 2
 GRID_BACKGROUND = (255, 255, 255)
 TILE_BACKGROUND = (128, 128, 128)
-#: PSNR reported for an exact reconstruction, so metrics stay finite.
-PSNR_MAX = 100.0
 
 
 def grid_path(out_dir: str | os.PathLike, step: int) -> Path:
@@ -61,12 +59,6 @@ def load_validation_images(folder: str | os.PathLike, max_images: int = 8,
     """The first `max_images` of `find_images(folder)` (sorted, so every run validates on the same
     files), loaded as uint8 RGB and downscaled once, so validation rounds do not re-read files."""
     return [downscale(load_image(p), max_side) for p in find_images(folder)[:max_images]]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 images (capped at PSNR_MAX for identical images)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return PSNR_MAX if mse == 0 else min(PSNR_MAX, 10 * math.log10(255.0 ** 2 / mse))
 
 
 def codec_copy(model: torch.nn.Module, device: str | torch.device = "cpu") -> Codec:
