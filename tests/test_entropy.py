@@ -95,3 +95,35 @@ def test_file_size_matches_information_content(rich_codec, photo, level):
         y = codec.model.analysis(image_to_tensor(photo))  # 128x192: no padding needed
         est = codec.model.latent_codec(y, torch.tensor([level]))["bits"].item()
     assert est == pytest.approx(info_bits, rel=1e-4)
+
+
+def test_copied_levels_code_exactly_like_their_source(photo):
+    from .conftest import make_rich_model
+    model = make_rich_model()
+    # Make z's densities differ by level, so that a copy is visible in the tables.
+    with torch.no_grad():
+        model.latent_codec.z_prior.biases[-1].add_(torch.randn_like(model.latent_codec.z_prior.biases[-1]))
+    model.update_tables()
+    lc = model.latent_codec
+    y = model.analysis(image_to_tensor(photo))
+    before = [lc.encode(lc.analyse(y, level), level)[0] for level in range(model.n_levels)]
+    assert before[0] != before[3] and before[5] != before[6]
+    sources = [3, 3, 3, 3, 4, 6, 6, 7]
+    lc.copy_levels(sources)
+    counts_copied = lc.z_prior.counts.clone()
+    model.update_tables()  # the copied tables are the ones the copied densities give
+    assert torch.equal(counts_copied, lc.z_prior.counts)
+    for level, source in enumerate(sources):
+        assert lc.encode(lc.analyse(y, level), level)[0] == before[source]
+    gains = lc.log_gain.detach().clone()
+    z_gains = lc.log_z_gain.detach().clone()
+    offsets = [-1.0, -0.5, 0, 0, 0, 0, 0, 0.25]
+    lc.copy_levels(list(range(8)), log_gain_offsets=offsets, log_z_gain_offsets=offsets[::-1])
+    assert torch.allclose(lc.log_gain - gains, torch.tensor(offsets)[:, None])
+    assert torch.allclose(lc.log_z_gain - z_gains, torch.tensor(offsets[::-1])[:, None])
+    with pytest.raises(ValueError, match="needs 8 gain offsets"):
+        lc.copy_levels(list(range(8)), log_gain_offsets=[0.0])
+    with pytest.raises(ValueError, match="needs 8 source levels"):
+        lc.copy_levels([0, 1])
+    with pytest.raises(ValueError, match="needs 8 source levels"):
+        lc.copy_levels([0] * 7 + [8])

@@ -129,3 +129,51 @@ def test_straight_through_rate_is_the_real_rate(rich_codec):
     model.latent_codec.rate_quantizer = "nonsense"
     with pytest.raises(ValueError, match="rate_quantizer"):
         model.latent_codec(y, level)
+
+
+def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path, capsys):
+    train = _train_module()
+    seen = []
+    real_objective = train.codec_objective
+
+    def recording_objective(model, x, level, lambdas):
+        seen.append(lambdas.tolist())
+        return real_objective(model, x, level, lambdas)
+
+    train.codec_objective = recording_objective
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    cfg["trackers"] = []
+    cfg["stages"] = [{"name": "codec", "steps": 2, "lambdas": [0.01, 0.02, 0.04, 0.08]},
+                     {"name": "codec_low", "objective": "codec", "steps": 3, "level_init": [1, 1, 2, 3],
+                      "level_init_log_gain_offsets": [-0.5, 0, 0, 0]}]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(photos), "--out", str(out), "--cpu"]) == 0
+    assert seen == [pytest.approx([0.01, 0.02, 0.04, 0.08])] * 2 + [pytest.approx(cfg["lambdas"])] * 3
+    printed = capsys.readouterr().out
+    assert f"stage 'codec_low': warm start from {out / 'codec' / 'model'}" in printed
+    assert "stage 'codec_low': levels start from levels [1, 1, 2, 3]" in printed
+    assert gencodec.load(out / "model", device="cpu").model.config.trained_steps == 5
+
+
+def test_a_bad_level_init_is_a_clear_error(photos, tmp_path):
+    train = _train_module()
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    cfg["trackers"] = []
+    cfg["stages"] = [{"name": "codec", "steps": 1},
+                     {"name": "codec_low", "objective": "codec", "steps": 1, "level_init": [0, 9, 1, 2]}]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(train.GencodecError, match="stage 'codec_low': level_init: copy_levels needs 4 source"):
+        train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"), "--cpu"])
+
+
+def test_a_stage_with_an_unknown_objective_is_a_clear_error(photos, tmp_path):
+    train = _train_module()
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    cfg["stages"] = [{"name": "codec_low", "steps": 2}]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(train.GencodecError, match="unknown objective 'codec_low'.*set `objective:`"):
+        train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"), "--cpu"])

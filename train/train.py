@@ -242,8 +242,12 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     """Train one stage to its step count; returns its exported model folder."""
     stage = cfg["stages"][index]
     name = stage["name"]
-    if name not in STAGES:
-        raise GencodecError(f"unknown stage '{name}' (stages are {', '.join(STAGES)})")
+    # What the stage trains; its name (and folder) may differ, so that a schedule can,
+    # say, run a second codec stage with other lambdas.
+    kind = stage.get("objective", name)
+    if kind not in STAGES:
+        raise GencodecError(f"stage '{name}' has unknown objective '{kind}' (objectives are {', '.join(STAGES)}); "
+                            "set `objective:` when the name is not one of them")
     stage_dir = out / name
     steps = args.steps or stage["steps"]
     optim_cfg = {**cfg["optim"], **stage.get("optim", {})}
@@ -267,11 +271,18 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         model.load_state_dict(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict())
         start_steps = exported_steps(init)
         accelerator.print(f"stage '{name}': warm start from {init} ({start_steps} steps)")
+        if stage.get("level_init"):  # re-levelling: level l starts from the warm start's level_init[l]
+            try:
+                model.latent_codec.copy_levels(list(stage["level_init"]), stage.get("level_init_log_gain_offsets"),
+                                               stage.get("level_init_log_z_gain_offsets"))
+            except ValueError as exc:
+                raise GencodecError(f"stage '{name}': level_init: {exc}") from None
+            accelerator.print(f"stage '{name}': levels start from levels {list(stage['level_init'])}")
     done = exported_steps(stage_dir / "model")
     if done is not None and done >= start_steps + steps:
         accelerator.print(f"stage '{name}' is done ({stage_dir / 'model'}); skipping")
         return stage_dir / "model"
-    if name != "codec" and model.denoiser is None:
+    if kind != "codec" and model.denoiser is None:
         raise GencodecError(f"stage '{name}' trains the generative decoder, but the model config has none")
 
     data_cfg = {**cfg["data"], **stage.get("data", {})}  # a stage may change crops and batches
@@ -283,7 +294,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     loader = torch.utils.data.DataLoader(dataset, batch_size=data_cfg["batch_size"],
                                          num_workers=data_cfg.get("num_workers", 0), drop_last=True)
 
-    params = trainable_parameters(model, name)
+    params = trainable_parameters(model, kind)
     groups = parameter_groups(model, params, optim_cfg["lr"], optim_cfg.get("entropy_lr_scale", 1.0))
     optimizer = torch.optim.AdamW(groups, lr=optim_cfg["lr"], betas=tuple(optim_cfg.get("betas", (0.9, 0.999))),
                                   weight_decay=optim_cfg.get("weight_decay", 0.0))
@@ -291,7 +302,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
                               num_warmup_steps=optim_cfg.get("warmup_steps", 0), num_training_steps=steps)
     state = TrainState()
     objective = None
-    if name == "codec":
+    if kind == "codec":
         # The dataset already splits files between processes: the loader is not re-sharded.
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     else:
@@ -305,10 +316,10 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
             model, optimizer, scheduler, discriminator, d_optimizer)
         lpips_net = load_lpips(args.lpips_weights).to(accelerator.device)
         weights = LossWeights(**cfg.get("loss_weights", {}))
-        objective = GenerativeObjective(lpips_net, discriminator, weights, train_codec=(name == "joint"))
+        objective = GenerativeObjective(lpips_net, discriminator, weights, train_codec=(kind == "joint"))
     raw_model = accelerator.unwrap_model(model)
     ema = None
-    if name != "codec" and cfg.get("ema_decay"):
+    if kind != "codec" and cfg.get("ema_decay"):
         ema = EMAModel(raw_model.denoiser.parameters(), decay=cfg["ema_decay"])
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
@@ -328,7 +339,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     if trackers:
         accelerator.init_trackers("tensorboard", config=flat_config(cfg, stage=name, steps=steps))
     validation = Validation(cfg, args, stage_dir, accelerator) if accelerator.is_main_process else None
-    lambdas = torch.tensor(cfg["lambdas"], dtype=torch.float32, device=accelerator.device)
+    lambdas = torch.tensor(stage.get("lambdas", cfg["lambdas"]), dtype=torch.float32, device=accelerator.device)
     if len(lambdas) != raw_model.n_levels:
         raise GencodecError(f"config has {len(lambdas)} lambdas for {raw_model.n_levels} levels")
 

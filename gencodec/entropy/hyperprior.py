@@ -142,6 +142,43 @@ class HyperpriorLatentCodec(nn.Module):
             bits.append((-torch.log2(p)).sum() + escaped.sum() * ESCAPE_BITS)
         return torch.stack(bits).to(z_hat.dtype)
 
+    # -- re-levelling -------------------------------------------------------------------------
+    @torch.no_grad()
+    def copy_levels(self, sources: list[int], log_gain_offsets: list[float] | None = None,
+                    log_z_gain_offsets: list[float] | None = None) -> None:
+        """Level l takes the per-level parameters (gains, z densities, level biases) that
+        level sources[l] has now, its log gains shifted by the offsets; the shared
+        networks are untouched. The z tables move with their densities.
+
+        A training device for moving a trained ladder to other lambdas. The level
+        gains move slowly under the rate gradient (a settled wide z density prices a
+        small shrink of z at almost nothing, and straight-through z^ hides from the
+        scale branch what coarser z costs it), so a level meant for a much lower
+        rate starts from a trained level with coarser gains, and training adapts
+        the densities, biases and transforms around it.
+        """
+        n = self.n_levels
+        if len(sources) != n or not all(0 <= s < n for s in sources):
+            raise ValueError(f"copy_levels needs {n} source levels in [0, {n}), got {sources}")
+        for offsets in (log_gain_offsets, log_z_gain_offsets):
+            if offsets is not None and len(offsets) != n:
+                raise ValueError(f"copy_levels needs {n} gain offsets, got {offsets}")
+        src = torch.tensor(sources, device=self.log_gain.device)
+        for per_level in (self.log_gain, self.log_z_gain, self.scale_net.level_bias1, self.scale_net.level_bias3):
+            per_level.copy_(per_level[src].clone())
+        if log_gain_offsets is not None:
+            self.log_gain.add_(torch.tensor(log_gain_offsets, dtype=self.log_gain.dtype,
+                                            device=self.log_gain.device)[:, None])
+        if log_z_gain_offsets is not None:
+            self.log_z_gain.add_(torch.tensor(log_z_gain_offsets, dtype=self.log_z_gain.dtype,
+                                              device=self.log_z_gain.device)[:, None])
+        cz = self.hyper_latent_channels
+        rows = (src[:, None] * cz + torch.arange(cz, device=src.device)).reshape(-1)
+        prior = self.z_prior
+        for param in [*prior.matrices, *prior.biases, *prior.factors, prior.counts]:
+            param.copy_(param[rows.to(param.device)].clone())
+        self._tables = None
+
     # -- coding tables ------------------------------------------------------------------------
     def update_tables(self) -> None:
         """Rebuild the learned z tables (after training, before export)."""
