@@ -46,7 +46,9 @@ levels:
   Every model has a fixed number of rate levels, 0..N-1 (N = 8 for the current
   models). Level 0 gives the smallest file and the roughest picture; each
   higher level spends more bits on detail. The default is the middle level,
-  N // 2 (4 when N = 8).
+  N // 2 (4 when N = 8). On the Kodak photos the shipped default model spans
+  about 0.003 bpp (150 bytes for 768x512) at level 0 to 0.07 bpp (3.6 KB) at
+  level 7; gencodec/weights/default/ladder.json has every level's range.
 
 the .gcz file:
   An 8-byte header (magic byte, format version, level, 16-bit model
