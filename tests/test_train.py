@@ -167,6 +167,10 @@ def test_a_bad_level_init_is_a_clear_error(photos, tmp_path):
     config.write_text(yaml.safe_dump(cfg))
     with pytest.raises(train.GencodecError, match="stage 'codec_low': level_init: copy_levels needs 4 source"):
         train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"), "--cpu"])
+    cfg["stages"] = [{"name": "codec", "steps": 1, "level_init": [0, 0, 1, 2]}]
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(train.GencodecError, match="stage 'codec' has level_init but no warm start"):
+        train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run2"), "--cpu"])
 
 
 def test_a_stage_with_an_unknown_objective_is_a_clear_error(photos, tmp_path):

@@ -260,6 +260,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     init = stage.get("init", "previous" if index > 0 else None)
     if init == "previous":
         init = out / cfg["stages"][index - 1]["name"] / "model"
+    if stage.get("level_init") and not init:
+        raise GencodecError(f"stage '{name}' has level_init but no warm start to take the levels from")
     set_seed(cfg.get("seed", 0) + index, device_specific=True)  # before building: the init is seeded too
     model = GenCodecModel(**cfg["model"])
     start_steps = 0
