@@ -103,8 +103,9 @@ class HyperpriorLatentCodec(nn.Module):
 
         Training: the rate is differentiable through `rate_quantizer` (additive
         uniform noise, or straight-through rounding), and straight-through
-        rounding gives y_hat (the decoder sees real quantisation). Evaluation: real rounding, exact indexes and the
-        integer tables, so `bits` is the model's information content.
+        rounding gives y_hat (the decoder sees real quantisation). Evaluation:
+        real rounding, exact indexes and the integer tables, so `bits` is the
+        model's information content.
         """
         g, gz = self._gains(level)
         z_g = self.hyper_analysis(y) * gz
@@ -166,12 +167,9 @@ class HyperpriorLatentCodec(nn.Module):
         src = torch.tensor(sources, device=self.log_gain.device)
         for per_level in (self.log_gain, self.log_z_gain, self.scale_net.level_bias1, self.scale_net.level_bias3):
             per_level.copy_(per_level[src].clone())
-        if log_gain_offsets is not None:
-            self.log_gain.add_(torch.tensor(log_gain_offsets, dtype=self.log_gain.dtype,
-                                            device=self.log_gain.device)[:, None])
-        if log_z_gain_offsets is not None:
-            self.log_z_gain.add_(torch.tensor(log_z_gain_offsets, dtype=self.log_z_gain.dtype,
-                                              device=self.log_z_gain.device)[:, None])
+        for log_gain, offsets in ((self.log_gain, log_gain_offsets), (self.log_z_gain, log_z_gain_offsets)):
+            if offsets is not None:
+                log_gain.add_(torch.tensor(offsets, dtype=log_gain.dtype, device=log_gain.device)[:, None])
         cz = self.hyper_latent_channels
         rows = (src[:, None] * cz + torch.arange(cz, device=src.device)).reshape(-1)
         prior = self.z_prior
