@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import DEFAULT_MODEL, bitstream
 
-DEFAULT_STEPS = 4  # gencodec.diffusion.DEFAULT_STEPS, repeated to keep --help free of torch
+DEFAULT_STEPS = 1  # gencodec.diffusion.DEFAULT_STEPS, repeated to keep --help free of torch
 from .errors import GencodecError, ModelNotFoundError
 
 PROG = "gencodec"

@@ -65,12 +65,12 @@ class GenerativeObjective:
     """
 
     def __init__(self, lpips_net: torch.nn.Module, discriminator: torch.nn.Module, weights: LossWeights,
-                 train_codec: bool):
+                 train_codec: bool, final_step_fraction: float = 0.0):
         self.lpips = lpips_net
         self.discriminator = discriminator
         self.weights = weights
         self.train_codec = train_codec
-        self.noise = TrainingNoise()
+        self.noise = TrainingNoise(final_step_fraction)
         self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def generator_loss(self, model, x: torch.Tensor, level: torch.Tensor,

@@ -104,3 +104,19 @@ def test_cli_decompress_options(generative_codec, data, tmp_path, monkeypatch):
     a, b = (np.asarray(Image.open(tmp_path / f"seed{s}.png")) for s in (3, 4))
     assert np.array_equal(a, _decode(generative_codec, data, realism=1.0, steps=2, seed=3))
     assert not np.array_equal(a, b)
+
+
+def test_training_noise_puts_the_asked_fraction_on_the_last_timestep():
+    x0 = torch.randn(4000, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    _, t_uniform = diffusion.TrainingNoise()(x0, generator=gen)
+    x_t, t = diffusion.TrainingNoise(final_step_fraction=0.5)(x0, generator=gen)
+    last = diffusion.NUM_TRAIN_TIMESTEPS - 1
+    assert (t_uniform == last).float().mean() < 0.01
+    assert 0.45 < (t == last).float().mean() < 0.55
+    assert t.min() < 100  # the rest stay spread over the schedule
+    # Zero terminal SNR: at the last timestep the input holds nothing of the target.
+    corr = torch.corrcoef(torch.stack([x_t[t == last].flatten(), x0[t == last].flatten()]))[0, 1]
+    assert abs(corr) < 0.02
+    with pytest.raises(ValueError, match="final_step_fraction"):
+        diffusion.TrainingNoise(final_step_fraction=1.5)

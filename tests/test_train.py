@@ -99,6 +99,16 @@ def test_distortion_boost_decays_to_one():
     assert train.distortion_boost({}, 0) == 1
 
 
+def test_a_stage_may_override_some_loss_weights():
+    train = _train_module()
+    cfg = {"loss_weights": {"lpips": 1.0, "adversarial": 0.05}}
+    weights = train.stage_loss_weights(cfg, {"name": "decoder_lpips", "loss_weights": {"lpips": 2.5}})
+    assert (weights.lpips, weights.adversarial, weights.diffusion) == (2.5, 0.05, 1.0)
+    assert train.stage_loss_weights(cfg, {"name": "decoder"}).lpips == 1.0
+    with pytest.raises(train.GencodecError, match="unknown loss weight 'lpip'"):
+        train.stage_loss_weights(cfg, {"name": "decoder", "loss_weights": {"lpip": 2.0}})
+
+
 def test_rate_quantizer_switches_at_its_step():
     train = _train_module()
     stage = {"rate_quantizer": "ste", "rate_quantizer_from": 10}

@@ -172,6 +172,17 @@ def rate_quantizer(stage: dict, step: int) -> str:
     return "noise"
 
 
+def stage_loss_weights(cfg: dict, stage: dict) -> LossWeights:
+    """The decoder's loss weights: the config's `loss_weights`, updated by the stage's own."""
+    merged = {**cfg.get("loss_weights", {}), **stage.get("loss_weights", {})}
+    known = set(LossWeights.__dataclass_fields__)
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise GencodecError(f"stage '{stage['name']}': unknown loss weight '{unknown[0]}' "
+                            f"(known: {', '.join(sorted(known))})")
+    return LossWeights(**merged)
+
+
 def flat_config(cfg: dict, **extra) -> dict:
     """The config as flat scalar key/values, as trackers (TensorBoard hparams) want it."""
     flat = dict(extra)
@@ -317,8 +328,12 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         model, optimizer, scheduler, discriminator, d_optimizer = accelerator.prepare(
             model, optimizer, scheduler, discriminator, d_optimizer)
         lpips_net = load_lpips(args.lpips_weights).to(accelerator.device)
-        weights = LossWeights(**cfg.get("loss_weights", {}))
-        objective = GenerativeObjective(lpips_net, discriminator, weights, train_codec=(kind == "joint"))
+        weights = stage_loss_weights(cfg, stage)
+        try:
+            objective = GenerativeObjective(lpips_net, discriminator, weights, train_codec=(kind == "joint"),
+                                            final_step_fraction=float(stage.get("final_step_fraction", 0.0)))
+        except ValueError as exc:
+            raise GencodecError(f"stage '{name}': {exc}") from None
     raw_model = accelerator.unwrap_model(model)
     ema = None
     if kind != "codec" and cfg.get("ema_decay"):
