@@ -110,7 +110,7 @@ seed and steps always give the same image. None of these is stored in the file.
 DECOMPRESS_EPILOG = """\
 example:
   gencodec decompress photo.gcz -o decoded.png
-  gencodec decompress photo.gcz -o sharp.png --realism 1 --steps 4 --seed 7
+  gencodec decompress photo.gcz -o sharp.png --realism 1 --steps 1 --seed 7
   gencodec decompress photo.gcz                # writes photo.png next to it
   gencodec decompress - -o - < photo.gcz > decoded.png
 """
