@@ -109,6 +109,21 @@ def test_a_stage_may_override_some_loss_weights():
         train.stage_loss_weights(cfg, {"name": "decoder", "loss_weights": {"lpip": 2.0}})
 
 
+def test_bad_stage_settings_stop_the_run_before_any_stage_starts(photos, tmp_path):
+    train = _train_module()
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    bad = {"final_step_fraction": 1.5}, {"loss_weights": {"lpip": 2.0}}
+    for i, setting in enumerate(bad):
+        cfg["stages"][1:] = [{"name": "decoder", "steps": 2, **setting}]
+        config = tmp_path / f"config{i}.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        with pytest.raises(train.GencodecError, match="final_step_fraction must be|unknown loss weight"):
+            train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / f"run{i}"), "--cpu"])
+        assert not (tmp_path / f"run{i}" / "codec").exists()  # the codec stage before it never ran
+    with pytest.raises(train.GencodecError, match="trains the codec only: 'final_step_fraction'"):
+        train.check_stage(cfg, {"name": "codec", "final_step_fraction": 0.5})
+
+
 def test_rate_quantizer_switches_at_its_step():
     train = _train_module()
     stage = {"rate_quantizer": "ste", "rate_quantizer_from": 10}

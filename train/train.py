@@ -183,6 +183,23 @@ def stage_loss_weights(cfg: dict, stage: dict) -> LossWeights:
     return LossWeights(**merged)
 
 
+def check_stage(cfg: dict, stage: dict) -> None:
+    """Settings a stage cannot run with, found before any stage starts rather than hours in."""
+    name = stage["name"]
+    kind = stage.get("objective", name)
+    if kind not in STAGES:
+        raise GencodecError(f"stage '{name}' has unknown objective '{kind}' (objectives are {', '.join(STAGES)}); "
+                            "set `objective:` when the name is not one of them")
+    decoder_only = [key for key in ("final_step_fraction", "loss_weights") if key in stage]
+    if kind == "codec" and decoder_only:
+        raise GencodecError(f"stage '{name}' trains the codec only: '{decoder_only[0]}' has no effect there")
+    if not 0.0 <= float(stage.get("final_step_fraction", 0.0)) <= 1.0:
+        raise GencodecError(f"stage '{name}': final_step_fraction must be from 0 to 1, "
+                            f"got {stage['final_step_fraction']}")
+    if kind != "codec":
+        stage_loss_weights(cfg, stage)
+
+
 def flat_config(cfg: dict, **extra) -> dict:
     """The config as flat scalar key/values, as trackers (TensorBoard hparams) want it."""
     flat = dict(extra)
@@ -253,12 +270,9 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     """Train one stage to its step count; returns its exported model folder."""
     stage = cfg["stages"][index]
     name = stage["name"]
-    # What the stage trains; its name (and folder) may differ, so that a schedule can,
-    # say, run a second codec stage with other lambdas.
+    # What the stage trains (checked by check_stage); its name (and folder) may differ,
+    # so that a schedule can, say, run a second codec stage with other lambdas.
     kind = stage.get("objective", name)
-    if kind not in STAGES:
-        raise GencodecError(f"stage '{name}' has unknown objective '{kind}' (objectives are {', '.join(STAGES)}); "
-                            "set `objective:` when the name is not one of them")
     stage_dir = out / name
     steps = args.steps or stage["steps"]
     optim_cfg = {**cfg["optim"], **stage.get("optim", {})}
@@ -328,12 +342,9 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         model, optimizer, scheduler, discriminator, d_optimizer = accelerator.prepare(
             model, optimizer, scheduler, discriminator, d_optimizer)
         lpips_net = load_lpips(args.lpips_weights).to(accelerator.device)
-        weights = stage_loss_weights(cfg, stage)
-        try:
-            objective = GenerativeObjective(lpips_net, discriminator, weights, train_codec=(kind == "joint"),
-                                            final_step_fraction=float(stage.get("final_step_fraction", 0.0)))
-        except ValueError as exc:
-            raise GencodecError(f"stage '{name}': {exc}") from None
+        objective = GenerativeObjective(lpips_net, discriminator, stage_loss_weights(cfg, stage),
+                                        train_codec=(kind == "joint"),
+                                        final_step_fraction=float(stage.get("final_step_fraction", 0.0)))
     raw_model = accelerator.unwrap_model(model)
     ema = None
     if kind != "codec" and cfg.get("ema_decay"):
@@ -442,6 +453,8 @@ def main(argv=None) -> int:
     unknown = [n for n in wanted if n not in names]
     if unknown:
         raise GencodecError(f"stage '{unknown[0]}' is not in the config (it has {', '.join(names)})")
+    for stage in cfg["stages"]:
+        check_stage(cfg, stage)
     final = None
     for index, name in enumerate(names):
         if name in wanted:
