@@ -68,7 +68,7 @@ def test_every_level_round_trips_within_its_documented_rate(codec, photo):
 @pytest.mark.skipif(not (LPIPS_WEIGHTS.is_file() and KODAK_PHOTO.is_file()),
                     reason="needs ../shared (LPIPS weights and Kodak)")
 # strict: once a shipped model beats the classical codecs here, this marker must go.
-@pytest.mark.xfail(strict=True, reason="the shipped model (3.4 h of CPU training) loses to the best classical "
+@pytest.mark.xfail(strict=True, reason="the shipped model (4.2 h of CPU training) loses to the best classical "
                                        "codec in LPIPS on kodim23 at the same bytes; see its model card")
 def test_realism_1_against_the_best_classical_codec_at_the_same_bytes(codec, photo):
     from gencodec.baselines import available_codecs, match_bytes
