@@ -503,6 +503,7 @@ example:
   gencodec eval photos/ --out eval-default --lpips-weights alexnet_features.pth
   gencodec eval kodak/ --levels 0,3,7 --realism 0,1 --baselines jpeg,webp --limit 4
   gencodec eval kodak/ --fid --inception pt_inception-2015-12-05.pt
+  gencodec eval kodak/ --out eval-new --reuse-baselines eval-old   # new decoder, same codec
 
 weights (all optional, all offline):
   LPIPS: --lpips-weights or GENCODEC_LPIPS_WEIGHTS (AlexNet features, torchvision
@@ -559,7 +560,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     lpips_net, dists_net, inception = _eval_networks(args, codec.device)
     results = run_eval(codec, args.data, out, settings, Measurer(lpips_net, dists_net), inception,
-                       model_name=args.model, progress=not args.no_progress, log=_info)
+                       model_name=args.model, progress=not args.no_progress, log=_info,
+                       baselines_from=args.reuse_baselines)
     print(report.format_table(report.summary_table(results)))
     report.plot_rate_quality(results, out / report.PLOTS)
     page = report.write_html_report(results, out)
@@ -682,6 +684,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FID/KID patch size; default: 64 under 100 photos, else 256")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N photos")
     p.add_argument("--restart", action="store_true", help="discard what --out holds and start over")
+    p.add_argument("--reuse-baselines", metavar="DIR", default=None,
+                   help="take the classical codecs' results from an earlier eval folder wherever they still "
+                        "apply (same photo, same target bytes, same metrics) instead of searching again: "
+                        "a new decoder on the same codec then only redoes its own decoding")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_options(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_eval, subparser=p)

@@ -17,6 +17,11 @@ originals once everything is decoded.
 
 A run that stops part-way (a kill, a crash, Ctrl-C) loses at most the item in
 progress: run the same command again and finished items are skipped.
+
+The classical searches take most of the time. A run can take them from an
+earlier run's folder (`baselines_from`) wherever they still apply: the same
+photo, the same target size, the same metrics. A new decoder on an unchanged
+codec writes files of the same sizes, so only its own decoding is redone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,13 +152,58 @@ class _RecordLog:
             os.fsync(f.fileno())
 
 
+class _EarlierBaselines:
+    """Classical records of an earlier run, handed out only where they still hold for this one."""
+
+    def __init__(self, folder: str | os.PathLike | None, measurer: Measurer):
+        self.folder = Path(folder) if folder is not None else None
+        self.records = {}
+        if self.folder is not None:
+            if not (self.folder / RECORDS).is_file():
+                raise GencodecError(f"{str(self.folder)!r} holds no eval records ({RECORDS}) to take baselines from")
+            self.records = {k: r for k, r in read_records(self.folder / RECORDS).items() if r["codec"] != "gencodec"}
+        # Records measured with other networks would mix metrics (and a PSNR-ranked search
+        # picks other files than an LPIPS-ranked one), so they must agree on which exist.
+        self.metrics = {"lpips": measurer.lpips_net is not None, "dists": measurer.dists_net is not None}
+        self._same_photo: dict[str, bool] = {}
+
+    def take(self, codec_name: str, image_name: str, image: np.ndarray, level: int, target_bytes: int,
+             out: Path) -> dict | None:
+        """The earlier record for this item, its reconstruction copied into `out`; None if it does not apply."""
+        record = self.records.get(_key(codec_name, image_name, level, None))
+        if record is None or record.get("target_bytes") != target_bytes or not self._photo_matches(image_name, image):
+            return None
+        if not record.get("skipped"):
+            if any((record.get(k) is not None) != wanted for k, wanted in self.metrics.items()):
+                return None
+            source = self.folder / record["file"]
+            if not source.is_file():
+                return None
+            target = out / record["file"]
+            if target.resolve() != source.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        return dict(record)
+
+    def _photo_matches(self, image_name: str, image: np.ndarray) -> bool:
+        if image_name not in self._same_photo:
+            original = self.folder / "originals" / f"{image_name}.png"
+            self._same_photo[image_name] = original.is_file() and np.array_equal(load_image(original), image)
+        return self._same_photo[image_name]
+
+
 def _realisms(codec, values: list[float]) -> list[float]:
     return list(dict.fromkeys(float(r) for r in values)) if codec.is_generative else [0.0]
 
 
 def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measurer | None = None,
-             inception=None, model_name: str = "", progress: bool = True, log=print) -> dict:
-    """Evaluate, resuming whatever `out_dir` already holds; returns (and writes) the results dict."""
+             inception=None, model_name: str = "", progress: bool = True, log=print,
+             baselines_from: str | os.PathLike | None = None) -> dict:
+    """Evaluate, resuming whatever `out_dir` already holds; returns (and writes) the results dict.
+
+    `baselines_from`: an earlier run's folder, whose classical records are taken
+    wherever they still apply instead of searching again.
+    """
     from tqdm.auto import tqdm
 
     from .baselines import available_codecs, decode as baseline_decode, match_bytes
@@ -171,6 +222,7 @@ def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measure
         raise GencodecError(f"classical codec '{missing[0]}' is not available here "
                             f"(available: {', '.join(available_codecs())})")
     realisms = _realisms(codec, settings.realism)
+    earlier = _EarlierBaselines(baselines_from, measurer)
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": model_name, "fingerprint": codec.fingerprint, "steps": settings.steps, "seed": settings.seed}
     _check_run(out, run)
@@ -216,6 +268,11 @@ def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measure
                 bar.update(1)
             bar.update(len(settings.baselines) - len(base_todo))
             for name_b in base_todo:
+                reused = earlier.take(name_b, name, image, level, len(data), out)
+                if reused is not None:
+                    log_file.add(reused)
+                    bar.update(1)
+                    continue
                 score = score or measurer.selection_score(image)
                 t0 = time.perf_counter()
                 found = match_bytes(image, name_b, len(data), score=score)

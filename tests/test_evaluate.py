@@ -8,8 +8,8 @@ import pytest
 
 from gencodec.cli import main
 from gencodec.errors import GencodecError
-from gencodec.evaluate import RECORDS, EvalSettings, Measurer, run_eval
-from gencodec.imageio import save_image
+from gencodec.evaluate import RECORDS, EvalSettings, Measurer, _EarlierBaselines, run_eval
+from gencodec.imageio import load_image, save_image
 
 from .conftest import smooth_image
 
@@ -126,3 +126,53 @@ def test_eval_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", str(tmp_path), "--model", "untrained", "--lpips-weights", str(tmp_path / "none.pth"),
                  "--no-progress"]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_image(smooth_image(64, 64, seed=1), photos / "p.png")
+    assert main(["eval", str(photos), "--model", "untrained", "--levels", "0", "--baselines", "none",
+                 "--reuse-baselines", str(tmp_path / "nowhere"), "--out", str(tmp_path / "e"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert len(errors) == 1 and "no eval records" in errors[0] and "Traceback" not in err
+
+
+def test_eval_takes_classical_results_from_an_earlier_run_only_where_they_apply(generative_codec, photos,
+                                                                                 tmp_path):
+    first = CountingMeasurer()
+    earlier = run_eval(generative_codec, photos, tmp_path / "first", EvalSettings(**SETTINGS), first,
+                       progress=False, log=lambda m: None)
+    classical = [r for r in earlier["records"] if r["codec"] != "gencodec"]
+    measured = [r for r in classical if not r.get("skipped")]
+    assert len(measured) >= 2, "the test needs two classical files that fit"
+    # One earlier record no longer applies: its target size is not this run's.
+    stale = measured[0]
+    lines = [json.loads(line) for line in (tmp_path / "first" / RECORDS).read_text().splitlines()]
+    for record in lines:
+        if all(record.get(k) == stale[k] for k in ("codec", "image", "level")):
+            record["target_bytes"] += 1
+    (tmp_path / "first" / RECORDS).write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    again = CountingMeasurer()
+    results = run_eval(generative_codec, photos, tmp_path / "second", EvalSettings(**SETTINGS), again,
+                       progress=False, log=lambda m: None, baselines_from=tmp_path / "first")
+    ours = [r for r in results["records"] if r["codec"] == "gencodec"]
+    assert again.calls == len(ours) + 1          # our decodes, and only the stale classical item
+    by_key = {(r["codec"], r["image"], r["level"]): r for r in results["records"]}
+    for r in classical:
+        taken = by_key[(r["codec"], r["image"], r["level"])]
+        assert taken["target_bytes"] == r["target_bytes"] and taken.get("bytes") == r.get("bytes")
+        if not r.get("skipped"):
+            assert (tmp_path / "second" / taken["file"]).read_bytes() == (tmp_path / "first" / r["file"]).read_bytes()
+
+    # Records measured with other networks (here: without LPIPS, now with it) are not mixed in.
+    lpips_now = Measurer(lpips_net=object())
+    fresh = measured[1]
+    photo = load_image(tmp_path / "first" / "originals" / f"{fresh['image']}.png")
+    take = _EarlierBaselines(tmp_path / "first", Measurer()).take
+    assert take(fresh["codec"], fresh["image"], photo, fresh["level"], fresh["target_bytes"], tmp_path / "x")
+    take = _EarlierBaselines(tmp_path / "first", lpips_now).take
+    assert take(fresh["codec"], fresh["image"], photo, fresh["level"], fresh["target_bytes"], tmp_path / "x") is None
+
+    with pytest.raises(GencodecError, match="no eval records"):
+        run_eval(generative_codec, photos, tmp_path / "third", EvalSettings(**SETTINGS), progress=False,
+                 log=lambda m: None, baselines_from=tmp_path / "nowhere")
