@@ -19,9 +19,9 @@ DEFAULT_SCHEDULER = "ddim"
 # One step: the denoiser's LPIPS and adversarial losses train its x0 prediction
 # from a noised *true* residual, never from its own earlier predictions, and each
 # further step moves the result away from the photo. Mean LPIPS on 8 Kodak photos
-# at level 4, 1 / 2 / 4 steps: 0.515 / 0.550 / 0.598 with the shipped model
-# (0.560 / 0.578 / 0.614, and 0.662 at 8, with the one before it, which was not
-# trained for one step). More steps remain an option (--steps).
+# at level 4, 1 / 2 / 4 steps: 0.515 / 0.550 / 0.598 with a model trained partly for
+# one step (0.560 / 0.578 / 0.614, and 0.662 at 8, with one that was not; the model
+# card has the shipped model's figures). More steps remain an option (--steps).
 DEFAULT_STEPS = 1
 NUM_TRAIN_TIMESTEPS = 1000
 
