@@ -80,26 +80,31 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         return self.analysis.downsampling * 4
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, noise=None,
-                train_codec: bool = True) -> dict[str, torch.Tensor]:
+                train_codec: bool = True, train_synthesis: bool | None = None) -> dict[str, torch.Tensor]:
         """The training forward: x (N,3,H,W) in [0,1] (sides multiples of padding_multiple).
 
         Returns y_hat, the rates and x_bar. With `noise` (a diffusion.TrainingNoise),
         it also runs the denoiser on the noised residual: `r0` (the target), `pred`
         (the x0 prediction) and `x_hat` (the image it implies). With
         train_codec=False the codec runs frozen, with real rounding, as at decode
-        time. Everything goes through forward so that distributed training
-        synchronises every gradient.
+        time. `train_synthesis` (default: as train_codec) lets the base synthesis
+        G learn even so: G only turns y^ into pixels, so training it leaves every
+        file's bytes as they were. Everything goes through forward so that
+        distributed training synchronises every gradient.
         """
-        with torch.set_grad_enabled(train_codec and torch.is_grad_enabled()):
+        grad = torch.is_grad_enabled()
+        train_synthesis = train_codec if train_synthesis is None else train_synthesis
+        with torch.set_grad_enabled(train_codec and grad):
             if not train_codec:
                 self.latent_codec.eval()
             out = self.latent_codec(self.analysis(x), level)
+        if not train_codec:
+            self.latent_codec.train(self.training)
+        with torch.set_grad_enabled(train_synthesis and grad):
             if noise is None:
                 out["x_bar"] = self.synthesis(out["y_hat"])
                 return out
             x_bar, features = self.synthesis.forward_with_features(out["y_hat"])
-        if not train_codec:
-            self.latent_codec.train(self.training)
         den = self.denoiser
         r0 = den.fold_image(x - x_bar.detach()) * self.residual_scale  # the target never pulls on the codec
         r_t, t = noise(r0)

@@ -4,7 +4,8 @@ Kept in the package (not in train/) so the training script and the demo's
 on-the-spot fit share one definition.
 
     codec    rate + lambda(level) * 255^2 * MSE(x_bar, x)             (codec pretraining)
-    decoder  diffusion + LPIPS + adversarial on the denoiser's x0       (codec frozen)
+    decoder  diffusion + LPIPS + adversarial on the denoiser's x0       (codec frozen; the base
+             synthesis G frozen too, or trained with them and a base MSE term)
     joint    both of the above, every network trained                   (joint fine-tuning)
 """
 
@@ -29,6 +30,8 @@ class LossWeights:
     lpips: float = 1.0
     adversarial: float = 0.05  # generator side of the GAN loss
     r1: float = 0.0            # R1 gamma; 0 disables the penalty
+    base: float = 0.0          # MSE of the base reconstruction x_bar, when a decoder stage trains G:
+                               # it keeps realism 0 the distortion-optimal picture
     gan: str = "hinge"         # or "nonsaturating"
 
 
@@ -65,11 +68,12 @@ class GenerativeObjective:
     """
 
     def __init__(self, lpips_net: torch.nn.Module, discriminator: torch.nn.Module, weights: LossWeights,
-                 train_codec: bool, final_step_fraction: float = 0.0):
+                 train_codec: bool, final_step_fraction: float = 0.0, train_synthesis: bool | None = None):
         self.lpips = lpips_net
         self.discriminator = discriminator
         self.weights = weights
         self.train_codec = train_codec
+        self.train_synthesis = train_codec if train_synthesis is None else train_synthesis
         self.noise = TrainingNoise(final_step_fraction)
         self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -77,7 +81,7 @@ class GenerativeObjective:
                        lambdas: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`model` may be wrapped for distributed training: only its forward is called."""
         w = self.weights
-        out = model(x, level, noise=self.noise, train_codec=self.train_codec)
+        out = model(x, level, noise=self.noise, train_codec=self.train_codec, train_synthesis=self.train_synthesis)
         y_hat, x_bar, x_hat, pred, r0 = out["y_hat"], out["x_bar"], out["x_hat"], out["pred"], out["r0"]
         diffusion = losses.diffusion_loss(pred.float(), r0.float())
         perceptual = losses.lpips_distance(self.lpips, x_hat.float(), x.float()).mean()
@@ -87,6 +91,10 @@ class GenerativeObjective:
         distortion = losses.mse(x_hat.float(), x.float())
         metrics = {"diffusion": diffusion.detach(), "lpips": perceptual.detach(), "g_adv": adversarial.detach(),
                    "psnr": _psnr(distortion).detach()}
+        if self.train_synthesis and not self.train_codec:
+            base = losses.mse(x_bar.float(), x.float())
+            loss = loss + w.base * base.mean()
+            metrics["psnr_base"] = _psnr(base).detach()
         if self.train_codec:
             num_pixels = x.shape[-2] * x.shape[-1]
             bpp = losses.bits_per_pixel(out["bits"], num_pixels)

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 import gencodec
+from gencodec.bitstream import unpack_file
 
 from .conftest import SHARED, smooth_image
 
@@ -122,6 +123,46 @@ def test_bad_stage_settings_stop_the_run_before_any_stage_starts(photos, tmp_pat
         assert not (tmp_path / f"run{i}" / "codec").exists()  # the codec stage before it never ran
     with pytest.raises(train.GencodecError, match="trains the codec only: 'final_step_fraction'"):
         train.check_stage(cfg, {"name": "codec", "final_step_fraction": 0.5})
+    with pytest.raises(train.GencodecError, match="trains the codec only: 'train_synthesis'"):
+        train.check_stage(cfg, {"name": "codec", "train_synthesis": True})
+    with pytest.raises(train.GencodecError, match="decoder stages only"):
+        train.check_stage(cfg, {"name": "joint", "train_synthesis": True})
+    with pytest.raises(train.GencodecError, match="must be true or false"):
+        train.check_stage(cfg, {"name": "decoder", "train_synthesis": "yes"})
+
+
+def test_a_decoder_stage_may_train_the_synthesis_but_never_the_code():
+    train = _train_module()
+    model = gencodec.GenCodecModel(**yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))["model"])
+    names = {id(p): n for n, p in model.named_parameters()}
+    with_g = {names[id(p)].split(".")[0] for p in train.trainable_parameters(model, "decoder", train_synthesis=True)}
+    assert with_g == {"denoiser", "synthesis"}
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"denoiser", "synthesis"}
+    without = {names[id(p)].split(".")[0] for p in train.trainable_parameters(model, "decoder")}
+    assert without == {"denoiser"}
+
+
+@pytest.mark.skipif(not LPIPS_WEIGHTS.exists(), reason="LPIPS weights (../shared/weights) not present")
+def test_training_the_synthesis_keeps_every_file_byte_and_realism_0_follows_it(photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENCODEC_LPIPS_WEIGHTS", str(LPIPS_WEIGHTS))
+    train = _train_module()
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    cfg["stages"] = [cfg["stages"][0], {"name": "decoder", "steps": 3, "train_synthesis": True,
+                                        "loss_weights": {"base": 10.0}}]
+    cfg.update(validate_every=0, optim={**cfg["optim"], "lr": 1e-2, "warmup_steps": 0})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(photos), "--out", str(out), "--cpu", "--steps", "3"]) == 0
+    before = gencodec.load(out / "codec" / "model", device="cpu")
+    after = gencodec.load(out / "decoder" / "model", device="cpu")
+    old, new = before.model.state_dict(), after.model.state_dict()
+    changed = {name.split(".")[0] for name in old if not np.array_equal(old[name].numpy(), new[name].numpy())}
+    assert changed == {"denoiser", "synthesis"}  # the EMA of G is exported too
+    image = smooth_image(64, 64)
+    a, b = before.compress(image, level=2), after.compress(image, level=2)
+    assert unpack_file(a)[1] == unpack_file(b)[1]  # the same entropy-coded payload, byte for byte
+    assert not np.array_equal(np.asarray(before.decompress(a, realism=0)), np.asarray(after.decompress(b, realism=0)))
 
 
 def test_rate_quantizer_switches_at_its_step():

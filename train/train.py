@@ -113,17 +113,21 @@ def exported_steps(folder: Path) -> int | None:
     return GenCodecModel.load_config(folder).get("trained_steps", 0)
 
 
-def trainable_parameters(model: GenCodecModel, stage: str) -> list[torch.nn.Parameter]:
-    """codec: all but the denoiser; decoder: the denoiser only; joint: everything. Others are frozen."""
+def trained_modules(model: GenCodecModel, stage: str, train_synthesis: bool = False) -> list[torch.nn.Module]:
+    """codec: all but the denoiser; decoder: the denoiser (and the base synthesis G with
+    `train_synthesis`); joint: everything."""
+    if stage == "codec":
+        return [m for name, m in model.named_children() if name != "denoiser"]
+    if stage == "decoder":
+        return [model.denoiser, model.synthesis] if train_synthesis else [model.denoiser]
+    return [model]
+
+
+def trainable_parameters(model: GenCodecModel, stage: str, train_synthesis: bool = False) -> list[torch.nn.Parameter]:
+    """The parameters of trained_modules, set to train; all others are frozen."""
     for p in model.parameters():
         p.requires_grad_(False)
-    if stage == "codec":
-        modules = [m for name, m in model.named_children() if name != "denoiser"]
-    elif stage == "decoder":
-        modules = [model.denoiser]
-    else:
-        modules = [model]
-    params = [p for m in modules for p in m.parameters()]
+    params = [p for m in trained_modules(model, stage, train_synthesis) for p in m.parameters()]
     for p in params:
         p.requires_grad_(True)
     return params
@@ -190,9 +194,14 @@ def check_stage(cfg: dict, stage: dict) -> None:
     if kind not in STAGES:
         raise GencodecError(f"stage '{name}' has unknown objective '{kind}' (objectives are {', '.join(STAGES)}); "
                             "set `objective:` when the name is not one of them")
-    decoder_only = [key for key in ("final_step_fraction", "loss_weights") if key in stage]
+    decoder_only = [key for key in ("final_step_fraction", "loss_weights", "train_synthesis") if key in stage]
     if kind == "codec" and decoder_only:
         raise GencodecError(f"stage '{name}' trains the codec only: '{decoder_only[0]}' has no effect there")
+    if "train_synthesis" in stage and kind != "decoder":
+        raise GencodecError(f"stage '{name}': train_synthesis applies to decoder stages only "
+                            "(a joint stage trains the synthesis anyway)")
+    if not isinstance(stage.get("train_synthesis", False), bool):
+        raise GencodecError(f"stage '{name}': train_synthesis must be true or false, got {stage['train_synthesis']!r}")
     if not 0.0 <= float(stage.get("final_step_fraction", 0.0)) <= 1.0:
         raise GencodecError(f"stage '{name}': final_step_fraction must be from 0 to 1, "
                             f"got {stage['final_step_fraction']}")
@@ -321,7 +330,10 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     loader = torch.utils.data.DataLoader(dataset, batch_size=data_cfg["batch_size"],
                                          num_workers=data_cfg.get("num_workers", 0), drop_last=True)
 
-    params = trainable_parameters(model, kind)
+    # A decoder stage may train the base synthesis G too: G only turns y^ into
+    # pixels, so the files keep their bytes (the codec proper stays frozen).
+    train_synthesis = bool(stage.get("train_synthesis", False))
+    params = trainable_parameters(model, kind, train_synthesis)
     groups = parameter_groups(model, params, optim_cfg["lr"], optim_cfg.get("entropy_lr_scale", 1.0))
     optimizer = torch.optim.AdamW(groups, lr=optim_cfg["lr"], betas=tuple(optim_cfg.get("betas", (0.9, 0.999))),
                                   weight_decay=optim_cfg.get("weight_decay", 0.0))
@@ -344,11 +356,17 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         lpips_net = load_lpips(args.lpips_weights).to(accelerator.device)
         objective = GenerativeObjective(lpips_net, discriminator, stage_loss_weights(cfg, stage),
                                         train_codec=(kind == "joint"),
-                                        final_step_fraction=float(stage.get("final_step_fraction", 0.0)))
+                                        final_step_fraction=float(stage.get("final_step_fraction", 0.0)),
+                                        train_synthesis=(kind == "joint" or train_synthesis))
     raw_model = accelerator.unwrap_model(model)
     ema = None
+
+    def averaged(m: GenCodecModel) -> list[torch.nn.Parameter]:
+        """What the EMA averages: the networks a decoder stage trains."""
+        return [p for mod in trained_modules(m, "decoder", train_synthesis) for p in mod.parameters()]
+
     if kind != "codec" and cfg.get("ema_decay"):
-        ema = EMAModel(raw_model.denoiser.parameters(), decay=cfg["ema_decay"])
+        ema = EMAModel(averaged(raw_model), decay=cfg["ema_decay"])
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
     accelerator.register_for_checkpointing(state)
@@ -406,7 +424,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         if not accelerator.sync_gradients:
             continue
         if ema is not None:
-            ema.step(raw_model.denoiser.parameters())
+            ema.step(averaged(raw_model))
         state.step += 1
         bar.update(1)
         if state.step % cfg.get("log_every", 10) == 0 or state.step == steps:
@@ -434,7 +452,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     if accelerator.is_main_process:
         export = copy.deepcopy(raw_model)
         if ema is not None:  # the release uses the averaged decoder weights
-            ema.copy_to(export.denoiser.parameters())
+            ema.copy_to(averaged(export))
         export_model(export, stage_dir / "model", start_steps + steps)
         accelerator.print(f"stage '{name}': exported {stage_dir / 'model'}")
     accelerator.wait_for_everyone()
