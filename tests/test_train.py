@@ -129,6 +129,9 @@ def test_bad_stage_settings_stop_the_run_before_any_stage_starts(photos, tmp_pat
         train.check_stage(cfg, {"name": "joint", "train_synthesis": True})
     with pytest.raises(train.GencodecError, match="must be true or false"):
         train.check_stage(cfg, {"name": "decoder", "train_synthesis": "yes"})
+    with pytest.raises(train.GencodecError, match="'base' applies only with train_synthesis"):
+        train.check_stage(cfg, {"name": "decoder", "loss_weights": {"base": 10.0}})
+    train.check_stage(cfg, {"name": "decoder", "train_synthesis": True, "loss_weights": {"base": 10.0}})
 
 
 def test_a_decoder_stage_may_train_the_synthesis_but_never_the_code():

@@ -205,8 +205,9 @@ def check_stage(cfg: dict, stage: dict) -> None:
     if not 0.0 <= float(stage.get("final_step_fraction", 0.0)) <= 1.0:
         raise GencodecError(f"stage '{name}': final_step_fraction must be from 0 to 1, "
                             f"got {stage['final_step_fraction']}")
-    if kind != "codec":
-        stage_loss_weights(cfg, stage)
+    if kind != "codec" and stage_loss_weights(cfg, stage).base and not stage.get("train_synthesis", False):
+        raise GencodecError(f"stage '{name}': loss weight 'base' applies only with train_synthesis: true "
+                            "(a joint stage weighs the base reconstruction by its lambdas)")
 
 
 def flat_config(cfg: dict, **extra) -> dict:
