@@ -112,6 +112,26 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         out.update(x_bar=x_bar, r0=r0, pred=pred, x_hat=x_bar + den.unfold_image(pred) / self.residual_scale)
         return out
 
+    #: Modules that start as the identity (their last layer at zero), so that a
+    #: warm start from a model without them keeps that model's output exactly.
+    ADDABLE_MODULES = ("denoiser.refiner.",)
+
+    def load_warm_start(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Load a trained model's weights; returns the addable modules that it lacked.
+
+        Every tensor must match, except the tensors of ADDABLE_MODULES that the
+        warm start does not have: those keep their initialisation.
+        """
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # tensors of the same name and another shape
+            raise ValueError(str(exc).strip().splitlines()[-1].strip()) from None
+        new = sorted({prefix for prefix in self.ADDABLE_MODULES for key in missing if key.startswith(prefix)})
+        other = [key for key in missing if not key.startswith(self.ADDABLE_MODULES)] + list(unexpected)
+        if other:
+            raise ValueError(f"{len(other)} tensors do not match the model, e.g. '{other[0]}'")
+        return [prefix.rstrip(".") for prefix in new]
+
     def update_tables(self) -> None:
         self.latent_codec.update_tables()
 

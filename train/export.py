@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from gencodec.errors import GencodecError
 from gencodec.model import GenCodecModel
 from gencodec.pretrained import export_model, load_model
+from train import stage_model_config  # train/train.py, beside this script
 
 
 def main(argv=None) -> int:
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint-<step> folder of a run")
     source.add_argument("--model", help="a model folder (e.g. a run's model/) to re-export")
+    p.add_argument("--stage", help="the stage the checkpoint belongs to (with --checkpoint); default: the "
+                                   "name of the folder above its checkpoints/")
     p.add_argument("--half", action="store_true", help="store float weights in float16 (half the size)")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
@@ -50,7 +53,12 @@ def main(argv=None) -> int:
         raise GencodecError(f"'{ckpt}' is not a complete checkpoint (no model.safetensors or COMPLETE marker)")
     with open(args.config) as f:
         cfg = yaml.safe_load(f)
-    model = GenCodecModel(**cfg["model"])
+    # A stage may change the model (train.py: stage_model_config): the checkpoint's
+    # stage is the folder it sits in, OUT/<stage>/checkpoints/checkpoint-<step>.
+    stage = {s["name"]: s for s in cfg.get("stages", [])}.get(args.stage or ckpt.parent.parent.name)
+    if args.stage and stage is None:
+        raise GencodecError(f"stage '{args.stage}' is not in {args.config}")
+    model = GenCodecModel(**(stage_model_config(cfg, stage) if stage else cfg["model"]))
     state = load_file(str(weights))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -26,6 +26,7 @@ import argparse
 import copy
 import csv
 import hashlib
+import inspect
 import os
 import shutil
 import sys
@@ -187,6 +188,23 @@ def stage_loss_weights(cfg: dict, stage: dict) -> LossWeights:
     return LossWeights(**merged)
 
 
+def stage_model_config(cfg: dict, stage: dict) -> dict:
+    """The model a stage trains: the config's `model`, updated by the stage's own `model`.
+
+    Nested settings merge key by key, so a decoder stage can add a refiner to
+    the denoiser with `model: {generative_decoder: {refine_channels: 32}}`
+    and keep the rest of the architecture (the warm start must still fit it).
+    """
+    def merge(base: dict, update: dict) -> dict:
+        merged = dict(base)
+        for key, value in update.items():
+            merged[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+                else value
+        return merged
+
+    return merge(cfg["model"], stage.get("model") or {})
+
+
 def check_stage(cfg: dict, stage: dict) -> None:
     """Settings a stage cannot run with, found before any stage starts rather than hours in."""
     name = stage["name"]
@@ -200,6 +218,12 @@ def check_stage(cfg: dict, stage: dict) -> None:
     if "train_synthesis" in stage and kind != "decoder":
         raise GencodecError(f"stage '{name}': train_synthesis applies to decoder stages only "
                             "(a joint stage trains the synthesis anyway)")
+    if not isinstance(stage.get("model", {}), dict):
+        raise GencodecError(f"stage '{name}': model must be a mapping of model settings, got {stage['model']!r}")
+    known = set(inspect.signature(GenCodecModel.__init__).parameters) - {"self"}
+    unknown = sorted(set(stage.get("model", {})) - known)
+    if unknown:
+        raise GencodecError(f"stage '{name}': unknown model setting '{unknown[0]}'")
     if not isinstance(stage.get("train_synthesis", False), bool):
         raise GencodecError(f"stage '{name}': train_synthesis must be true or false, got {stage['train_synthesis']!r}")
     if not 0.0 <= float(stage.get("final_step_fraction", 0.0)) <= 1.0:
@@ -298,16 +322,23 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
     if stage.get("level_init") and not init:
         raise GencodecError(f"stage '{name}' has level_init but no warm start to take the levels from")
     set_seed(cfg.get("seed", 0) + index, device_specific=True)  # before building: the init is seeded too
-    model = GenCodecModel(**cfg["model"])
+    model_cfg = stage_model_config(cfg, stage)
+    model = GenCodecModel(**model_cfg)
     start_steps = 0
     if init:
         init = Path(init)
         if exported_steps(init) is None:
             raise GencodecError(f"stage '{name}' starts from '{init}', which holds no exported model; "
                                 "run the stage before it first")
-        model.load_state_dict(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict())
+        try:
+            added = model.load_warm_start(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict())
+        except ValueError as exc:
+            raise GencodecError(f"stage '{name}': the warm start {init} does not fit the config's model: {exc}") \
+                from None
         start_steps = exported_steps(init)
         accelerator.print(f"stage '{name}': warm start from {init} ({start_steps} steps)")
+        for module in added:
+            accelerator.print(f"stage '{name}': {module} is new (it starts as the identity)")
         if stage.get("level_init"):  # re-levelling: level l starts from the warm start's level_init[l]
             try:
                 model.latent_codec.copy_levels(list(stage["level_init"]), stage.get("level_init_log_gain_offsets"),
@@ -349,7 +380,7 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         from gencodec.nn.discriminator import ConditionalDiscriminator
         from gencodec.perceptual import load_lpips
         disc_cfg = cfg.get("discriminator", {})
-        discriminator = ConditionalDiscriminator(cfg["model"].get("latent_channels", 128),
+        discriminator = ConditionalDiscriminator(model_cfg.get("latent_channels", 128),
                                                  channels=tuple(disc_cfg.get("channels", (64, 128, 256, 256))))
         d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=disc_cfg.get("lr", 1e-4), betas=(0.5, 0.9))
         model, optimizer, scheduler, discriminator, d_optimizer = accelerator.prepare(

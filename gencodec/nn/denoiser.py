@@ -6,7 +6,8 @@ It works on the residual r = x - x_bar, folded by space-to-depth into
 time a full-resolution UNet would need. The condition is concatenated to its
 input: the folded x_bar and the base synthesis features at the same
 resolution, so the denoiser sees both the picture so far and what the code
-says about it (y^ through G's features).
+says about it (y^ through G's features). An optional refiner then works at
+full resolution on the unfolded prediction (PixelRefiner says why).
 """
 
 from __future__ import annotations
@@ -17,12 +18,41 @@ from diffusers import UNet2DModel
 from torch import nn
 
 
+class PixelRefiner(nn.Module):
+    """A few convolutions at full resolution, added to the UNet's unfolded prediction.
+
+    The UNet works at 1/fold: each fold x fold patch of its output comes from one
+    feature vector through one output convolution, so texture that crosses patch
+    borders, or finer than the features can describe, is hard for it to draw.
+    The refiner sees the unfolded prediction, the unfolded noisy input and x_bar,
+    pixel by pixel. Its last convolution starts at zero, so a refiner added to a
+    trained denoiser changes nothing until it is trained.
+    """
+
+    def __init__(self, channels: int, layers: int = 2):
+        super().__init__()
+        convs = [nn.Conv2d(9, channels, 3, padding=1)]
+        convs += [nn.Conv2d(channels, channels, 3, padding=1) for _ in range(layers)]
+        self.hidden = nn.ModuleList(convs)
+        self.out = nn.Conv2d(channels, 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.act = nn.GELU()
+
+    def forward(self, prediction: torch.Tensor, r_t: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
+        """All three at full resolution (N, 3, H, W); returns the correction to the prediction."""
+        h = torch.cat([prediction, r_t, x_bar], dim=1)
+        for conv in self.hidden:
+            h = self.act(conv(h))
+        return self.out(h)
+
+
 class ResidualDenoiser(nn.Module):
     """D(r_t, t | x_bar, features) -> prediction of the clean folded residual (x0-parameterisation)."""
 
     def __init__(self, feature_channels: int, fold: int = 4, block_out_channels: tuple = (64, 96, 128),
                  layers_per_block: int = 1, attention: bool = True, attention_head_dim: int = 32,
-                 norm_num_groups: int = 32):
+                 norm_num_groups: int = 32, refine_channels: int = 0, refine_layers: int = 2):
         super().__init__()
         self.fold = fold
         self.residual_channels = 3 * fold * fold
@@ -43,6 +73,7 @@ class ResidualDenoiser(nn.Module):
             add_attention=attention,
         )
         self.multiple = 2 ** (depth - 1)  # the UNet's input must divide by this
+        self.refiner = PixelRefiner(refine_channels, refine_layers) if refine_channels else None
 
     def fold_image(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_unshuffle(x, self.fold)
@@ -55,4 +86,9 @@ class ResidualDenoiser(nn.Module):
         return torch.cat([self.fold_image(x_bar * 2 - 1), features], dim=1)
 
     def forward(self, r_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        return self.unet(torch.cat([r_t, condition], dim=1), t).sample
+        pred = self.unet(torch.cat([r_t, condition], dim=1), t).sample
+        if self.refiner is None:
+            return pred
+        # The condition starts with the folded x_bar (see `condition`).
+        x_bar = self.unfold_image(condition[:, :self.residual_channels])
+        return pred + self.fold_image(self.refiner(self.unfold_image(pred), self.unfold_image(r_t), x_bar))
