@@ -18,6 +18,7 @@ from gencodec.codec import Codec
 from gencodec.pretrained import untrained_model
 
 from .conftest import TINY_DECODER, smooth_image
+from .test_train import _train_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(latent_channels=32, channels=(16, 24, 32, 48), blocks=(0, 0, 1, 1), attention_heads=2,
@@ -90,13 +91,6 @@ def test_a_warm_start_that_does_not_fit_is_refused_in_one_line():
     missing_codec = {k: v for k, v in _model().state_dict().items() if not k.startswith("synthesis.")}
     with pytest.raises(ValueError, match="e.g. 'synthesis."):
         _model().load_warm_start(missing_codec)  # only the addable modules may be missing
-
-
-def _train_module():
-    spec = importlib.util.spec_from_file_location("gencodec_train", ROOT / "train" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _export_module():
