@@ -116,16 +116,29 @@ class GenCodecModel(ModelMixin, ConfigMixin):
     #: warm start from a model without them keeps that model's output exactly.
     ADDABLE_MODULES = ("denoiser.refiner.",)
 
-    def load_warm_start(self, state: dict[str, torch.Tensor]) -> list[str]:
+    #: The networks a warm start may leave at their initialisation (`fresh`).
+    NETWORKS = ("analysis", "synthesis", "latent_codec", "denoiser")
+
+    def load_warm_start(self, state: dict[str, torch.Tensor], fresh: tuple[str, ...] = ()) -> list[str]:
         """Load a trained model's weights; returns the addable modules that it lacked.
 
         Every tensor must match, except the tensors of ADDABLE_MODULES that the
-        warm start does not have: those keep their initialisation.
+        warm start does not have, and those of the `fresh` networks (say, a
+        wider denoiser on a trained codec), which are not taken from it: those
+        keep their initialisation.
         """
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # tensors of the same name and another shape
-            raise ValueError(str(exc).strip().splitlines()[-1].strip()) from None
+        unknown = sorted(set(fresh) - set(self.NETWORKS))
+        if unknown:
+            raise ValueError(f"no network '{unknown[0]}' to start afresh (networks: {', '.join(self.NETWORKS)})")
+        skipped = tuple(f"{network}." for network in fresh)
+        state = {key: value for key, value in state.items() if not key.startswith(skipped)} if skipped else state
+        own = self.state_dict()
+        for key, value in state.items():  # checked first: a refused warm start changes nothing
+            if key in own and own[key].shape != value.shape:
+                raise ValueError(f"size mismatch for {key}: {tuple(value.shape)} in the warm start, "
+                                 f"{tuple(own[key].shape)} in the model")
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [key for key in missing if not key.startswith(skipped)] if skipped else missing
         new = sorted({prefix for prefix in self.ADDABLE_MODULES for key in missing if key.startswith(prefix)})
         other = [key for key in missing if not key.startswith(self.ADDABLE_MODULES)] + list(unexpected)
         if other:

@@ -224,6 +224,10 @@ def check_stage(cfg: dict, stage: dict) -> None:
     unknown = sorted(set(stage.get("model", {})) - known)
     if unknown:
         raise GencodecError(f"stage '{name}': unknown model setting '{unknown[0]}'")
+    fresh = stage.get("fresh", [])
+    if not isinstance(fresh, list) or not set(fresh) <= set(GenCodecModel.NETWORKS):
+        raise GencodecError(f"stage '{name}': fresh must be a list of networks among "
+                            f"{', '.join(GenCodecModel.NETWORKS)}, got {fresh!r}")
     if not isinstance(stage.get("train_synthesis", False), bool):
         raise GencodecError(f"stage '{name}': train_synthesis must be true or false, got {stage['train_synthesis']!r}")
     if not 0.0 <= float(stage.get("final_step_fraction", 0.0)) <= 1.0:
@@ -321,6 +325,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         init = out / cfg["stages"][index - 1]["name"] / "model"
     if stage.get("level_init") and not init:
         raise GencodecError(f"stage '{name}' has level_init but no warm start to take the levels from")
+    if stage.get("fresh") and not init:
+        raise GencodecError(f"stage '{name}' has fresh but no warm start: every network starts afresh anyway")
     set_seed(cfg.get("seed", 0) + index, device_specific=True)  # before building: the init is seeded too
     model_cfg = stage_model_config(cfg, stage)
     model = GenCodecModel(**model_cfg)
@@ -331,7 +337,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
             raise GencodecError(f"stage '{name}' starts from '{init}', which holds no exported model; "
                                 "run the stage before it first")
         try:
-            added = model.load_warm_start(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict())
+            added = model.load_warm_start(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict(),
+                                          fresh=tuple(stage.get("fresh", ())))
         except ValueError as exc:
             raise GencodecError(f"stage '{name}': the warm start {init} does not fit the config's model: {exc}") \
                 from None
@@ -339,6 +346,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         accelerator.print(f"stage '{name}': warm start from {init} ({start_steps} steps)")
         for module in added:
             accelerator.print(f"stage '{name}': {module} is new (it starts as the identity)")
+        for network in stage.get("fresh", ()):
+            accelerator.print(f"stage '{name}': the {network} starts afresh, not from the warm start")
         if stage.get("level_init"):  # re-levelling: level l starts from the warm start's level_init[l]
             try:
                 model.latent_codec.copy_levels(list(stage["level_init"]), stage.get("level_init_log_gain_offsets"),
