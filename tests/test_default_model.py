@@ -110,3 +110,20 @@ def test_realism_1_against_the_best_classical_codec_on_kodim23(codec, lpips_net,
     _, image = photo
     ours, best = _ours_and_best_classical(codec, lpips_net, image)
     assert ours < best, f"kodim23: LPIPS {ours:.3f} at realism 1 vs {best:.3f} for the best classical codec"
+
+
+def test_the_default_config_builds_the_shipped_architecture():
+    """configs/default.yaml's last stage trains the model that ships (stage settings may change it)."""
+    import importlib.util
+
+    import yaml
+    root = DEFAULT.parents[2]
+    spec = importlib.util.spec_from_file_location("gencodec_train", root / "train" / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    cfg = yaml.safe_load(open(root / "configs" / "default.yaml"))
+    built = gencodec.GenCodecModel(**train.stage_model_config(cfg, cfg["stages"][-1])).config
+    shipped = json.loads((DEFAULT / "config.json").read_text())
+    ignored = ("trained_steps",)
+    assert {k: v for k, v in shipped.items() if not k.startswith("_") and k not in ignored} == \
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in built.items() if not k.startswith("_") and k not in ignored}
