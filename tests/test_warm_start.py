@@ -61,7 +61,8 @@ def _export_module():
     return module
 
 
-def test_a_stage_adds_a_refiner_to_its_warm_start_and_says_so(tmp_path, capsys):
+def _run_two_stages(tmp_path, second: dict):
+    """A 2-step codec stage, then `second` from its export, on the tiny config; returns what the test needs."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(4):
@@ -69,13 +70,17 @@ def test_a_stage_adds_a_refiner_to_its_warm_start_and_says_so(tmp_path, capsys):
     train = _train_module()
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
     cfg.update(trackers=[], validate_every=0)
-    cfg["stages"] = [{"name": "codec", "steps": 2},
-                     {"name": "codec_refined", "objective": "codec", "steps": 1,
-                      "model": {"generative_decoder": {"refine_channels": 8}}}]
+    cfg["stages"] = [{"name": "codec", "steps": 2}, {"objective": "codec", "steps": 1, **second}]
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
     assert train.main(["--config", str(config), "--data", str(photos), "--out", str(out), "--cpu"]) == 0
+    return train, cfg, config, photos, out
+
+
+def test_a_stage_adds_a_refiner_to_its_warm_start_and_says_so(tmp_path, capsys):
+    train, cfg, config, photos, out = _run_two_stages(
+        tmp_path, {"name": "codec_refined", "model": {"generative_decoder": {"refine_channels": 8}}})
     assert "stage 'codec_refined': denoiser.refiner is new (it starts as the identity)" in capsys.readouterr().out
     assert gencodec.load(out / "codec" / "model", device="cpu").model.denoiser.refiner is None
     refined = gencodec.load(out / "model", device="cpu").model
@@ -94,20 +99,9 @@ def test_a_stage_adds_a_refiner_to_its_warm_start_and_says_so(tmp_path, capsys):
 
 
 def test_a_stage_starts_a_wider_denoiser_afresh_on_a_trained_codec(tmp_path, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        Image.fromarray(smooth_image(96, 96, seed=i)).save(photos / f"p{i}.png")
-    train = _train_module()
-    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
-    cfg.update(trackers=[], validate_every=0)
-    cfg["stages"] = [{"name": "codec", "steps": 2},
-                     {"name": "codec_wide", "objective": "codec", "steps": 1, "fresh": ["denoiser"],
-                      "model": {"generative_decoder": {"block_out_channels": [48, 48]}}}]
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "run"
-    assert train.main(["--config", str(config), "--data", str(photos), "--out", str(out), "--cpu"]) == 0
+    train, cfg, config, photos, out = _run_two_stages(
+        tmp_path, {"name": "codec_wide", "fresh": ["denoiser"],
+                   "model": {"generative_decoder": {"block_out_channels": [48, 48]}}})
     assert "stage 'codec_wide': the denoiser starts afresh, not from the warm start" in capsys.readouterr().out
     wide = gencodec.load(out / "model", device="cpu").model
     assert wide.config.generative_decoder["block_out_channels"] == [48, 48]
