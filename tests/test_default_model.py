@@ -114,14 +114,11 @@ def test_realism_1_against_the_best_classical_codec_on_kodim23(codec, lpips_net,
 
 def test_the_default_config_builds_the_shipped_architecture():
     """configs/default.yaml's last stage trains the model that ships (stage settings may change it)."""
-    import importlib.util
-
     import yaml
-    root = DEFAULT.parents[2]
-    spec = importlib.util.spec_from_file_location("gencodec_train", root / "train" / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    cfg = yaml.safe_load(open(root / "configs" / "default.yaml"))
+
+    from .test_train import ROOT, _train_module
+    train = _train_module()
+    cfg = yaml.safe_load(open(ROOT / "configs" / "default.yaml"))
     built = gencodec.GenCodecModel(**train.stage_model_config(cfg, cfg["stages"][-1])).config
     shipped = json.loads((DEFAULT / "config.json").read_text())
     ignored = ("trained_steps",)
