@@ -19,7 +19,7 @@ import numpy as np
 
 import gencodec
 from gencodec import bitstream
-from gencodec.data import find_images
+from gencodec.imageio import find_images
 
 
 def main() -> None:

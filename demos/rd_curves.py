@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from gencodec.errors import GencodecError
-from gencodec.report import model_label, load_results, plot_rate_quality
+from gencodec.evaluation.report import model_label, load_results, plot_rate_quality
 
 
 def run_labels(paths: list[Path], runs: list[dict]) -> list[str]:

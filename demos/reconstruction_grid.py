@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 import gencodec
-from gencodec.data import find_images
+from gencodec.imageio import find_images
 from gencodec.errors import GencodecError
 from gencodec.imageio import load_image
 

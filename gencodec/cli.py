@@ -426,7 +426,7 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def _lpips_or_none(weights: str | None, device):
     """The LPIPS network, or None with a warning when no weights are at hand (a named bad file is an error)."""
-    from .perceptual import LPIPS_WEIGHTS_ENV, load_lpips
+    from .evaluation.perceptual import LPIPS_WEIGHTS_ENV, load_lpips
 
     if not (weights or os.environ.get(LPIPS_WEIGHTS_ENV)) and os.environ.get("HF_HUB_OFFLINE") == "1":
         # Offline and no file: do not even try lpips' download of the AlexNet backbone.
@@ -443,7 +443,7 @@ def _lpips_or_none(weights: str | None, device):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo, sample_photos
+    from .evaluation.demo import run_demo, sample_photos
 
     photos = [Path(p) for p in args.photos] or sample_photos()
     for p in photos:
@@ -466,7 +466,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from .bench import run_bench
+    from .evaluation.bench import run_bench
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -527,7 +527,7 @@ def _parse_names(text: str) -> list[str]:
 
 def _eval_networks(args: argparse.Namespace, device):
     """LPIPS, DISTS and Inception networks for eval; each None (with a warning) when unavailable."""
-    from . import metrics
+    from .evaluation import metrics
 
     dists_net = inception = None
     lpips_net = _lpips_or_none(args.lpips_weights, device)
@@ -544,9 +544,9 @@ def _eval_networks(args: argparse.Namespace, device):
 def cmd_eval(args: argparse.Namespace) -> int:
     import shutil
 
-    from . import report
-    from .baselines import available_codecs
-    from .evaluate import EvalSettings, Measurer, run_eval
+    from .evaluation import report
+    from .evaluation.baselines import available_codecs
+    from .evaluation.evaluate import EvalSettings, Measurer, run_eval
 
     if not Path(args.data).is_dir():
         raise GencodecError(f"{_label(args.data)} is not a folder of photos")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gencodec.errors import InvalidImageError
+from .errors import GencodecError, InvalidImageError
 
 #: Largest accepted width or height, in pixels (bounds memory use and model run time).
 MAX_SIDE = 16384
@@ -261,3 +261,37 @@ def _describe(obj) -> str:
     if isinstance(obj, np.ndarray):
         return f"{obj.dtype} array of shape {tuple(obj.shape)}"
     return type(obj).__name__
+
+
+#: The suffixes find_images collects.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def find_images(root) -> list[Path]:
+    """Every image file under ``root``, recursively, sorted by relative path.
+
+    Sorting makes the list, and so the rank/worker split, identical on every
+    process. Symlinked folders are followed (datasets are often symlink farms),
+    each real folder once so a link cycle cannot loop.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise GencodecError(f"no such folder: {str(root)!r}")
+    if not root.is_dir():
+        raise GencodecError(f"not a folder: {str(root)!r}")
+    found = []
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                found.append(path)
+    if not found:
+        raise GencodecError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {str(root)!r}")
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())

@@ -53,52 +53,6 @@ def untrained_model(**config) -> GenCodecModel:
     return model.eval()
 
 
-def round_to_half(model: GenCodecModel) -> None:
-    """Round every float parameter to float16 precision, in place (the model stays float32).
-
-    The entropy tables are built afterwards from the rounded weights, and the
-    integer scale path quantizes its own weights, so a model saved this way in
-    half precision and loaded back in float32 computes exactly what the rounded
-    model did: halving the file changes no decoded symbol.
-    """
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.is_floating_point():
-                p.copy_(p.half().float())
-
-
-def export_model(model: GenCodecModel, out: str | os.PathLike, trained_steps: int, half: bool = False) -> None:
-    """Write a release model folder: entropy tables built, steps recorded, replaced atomically.
-
-    `half` stores the float parameters in float16 (half the file; see
-    round_to_half); buffers, the entropy tables among them, stay exact.
-    """
-    import copy
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-
-    out = Path(out)
-    model = copy.deepcopy(model).float().cpu().eval()
-    if half:
-        round_to_half(model)
-    model.update_tables()
-    model.register_to_config(trained_steps=int(trained_steps))
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    if half:
-        weights = tmp / "diffusion_pytorch_model.safetensors"
-        params = {name for name, p in model.named_parameters() if p.is_floating_point()}
-        state = {k: (v.half() if k in params else v).contiguous() for k, v in load_file(str(weights)).items()}
-        save_file(state, str(weights), metadata={"format": "pt"})
-        weights.chmod(0o644)  # as save_pretrained leaves its files: readable by everyone
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-
-
 def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> GenCodecModel:
     if str(name_or_path) == UNTRAINED:
         return untrained_model()

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from gencodec import baselines
-from gencodec.baselines import (BYTES_COUNTED, CODECS, QUALITY_RANGE, SCALES, available_codecs, decode,
+from gencodec.evaluation import baselines
+from gencodec.evaluation.baselines import (BYTES_COUNTED, CODECS, QUALITY_RANGE, SCALES, available_codecs, decode,
                                 encode, match_bytes)
 from gencodec.errors import GencodecError
 

@@ -1,4 +1,4 @@
-"""Tests for gencodec.data: finding images, crops, rank/worker shares, skip warnings, shards, CLI."""
+"""Tests for gencodec.training.data: finding images, crops, rank/worker shares, skip warnings, shards, CLI."""
 
 import io
 import itertools
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from gencodec.data import (
+from gencodec.training.data import (
     DataWarning,
     ImageFolderDataset,
     ShardDataset,
@@ -302,6 +302,6 @@ def test_cli_pack(folder, tmp_path, capsys):
 
 
 def test_cli_help():
-    result = subprocess.run([sys.executable, "-m", "gencodec.data", "pack", "--help"],
+    result = subprocess.run([sys.executable, "-m", "gencodec.training.data", "pack", "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--max-side" in result.stdout

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gencodec
-from gencodec import metrics
+from gencodec.evaluation import metrics
 from gencodec.pretrained import SHIPPED_DIR
 
 from .conftest import KODAK, SHARED
@@ -33,7 +33,7 @@ def codec():
 
 @pytest.fixture(scope="module")
 def photo():
-    from gencodec.demo import sample_photos
+    from gencodec.evaluation.demo import sample_photos
     from gencodec.imageio import load_image
     if KODAK_PHOTO.is_file():
         return "kodak", load_image(KODAK_PHOTO)
@@ -73,14 +73,14 @@ needs_shared = pytest.mark.skipif(not (LPIPS_WEIGHTS.is_file() and KODAK_PHOTO.i
 
 @pytest.fixture(scope="module")
 def lpips_net():
-    from gencodec.perceptual import load_lpips
+    from gencodec.evaluation.perceptual import load_lpips
     return load_lpips(LPIPS_WEIGHTS)
 
 
 def _ours_and_best_classical(codec, net, image) -> tuple[float, float]:
     """LPIPS at realism 1, and the best classical codec's at or under the same bytes, at the level
     whose mean rate on Kodak is nearest 0.02 bpp (the rate the model's targets are set at)."""
-    from gencodec.baselines import available_codecs, match_bytes
+    from gencodec.evaluation.baselines import available_codecs, match_bytes
     level = min(_ladder()["levels"], key=lambda lv: abs(lv["bpp_mean"] - 0.02))["level"]
     data = codec.compress(image, level=level)
     ours = metrics.lpips(net, np.asarray(codec.decompress(data, realism=1.0)), image)

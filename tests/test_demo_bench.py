@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from gencodec.bench import run_bench
+from gencodec.evaluation.bench import run_bench
 from gencodec.cli import main
-from gencodec.demo import run_demo
+from gencodec.evaluation.demo import run_demo
 
 from .conftest import SHARED, smooth_image
 

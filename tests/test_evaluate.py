@@ -8,7 +8,7 @@ import pytest
 
 from gencodec.cli import main
 from gencodec.errors import GencodecError
-from gencodec.evaluate import RECORDS, EvalSettings, Measurer, _EarlierBaselines, run_eval
+from gencodec.evaluation.evaluate import RECORDS, EvalSettings, Measurer, _EarlierBaselines, run_eval
 from gencodec.imageio import load_image, save_image
 
 from .conftest import smooth_image
@@ -97,10 +97,10 @@ def test_eval_rejects_bad_levels_and_codecs(generative_codec, photos, tmp_path):
 
 
 def test_eval_cli_writes_table_plots_and_report(generative_codec, photos, tmp_path, capsys, monkeypatch):
-    from gencodec.pretrained import export_model
+    from gencodec.training.export import export_model
     monkeypatch.delenv("GENCODEC_LPIPS_WEIGHTS", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # so that the (failing) download is tried
-    monkeypatch.setattr("gencodec.perceptual.SafeLPIPS", _no_download)
+    monkeypatch.setattr("gencodec.evaluation.perceptual.SafeLPIPS", _no_download)
     model = tmp_path / "model"
     export_model(generative_codec.model, model, trained_steps=0)
     out = tmp_path / "eval"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gencodec import cli, codec as codec_module, diffusion
+from gencodec.training.noise import TrainingNoise
 from gencodec.errors import GencodecError
 
 from .conftest import smooth_image
@@ -109,8 +110,8 @@ def test_cli_decompress_options(generative_codec, data, tmp_path, monkeypatch):
 def test_training_noise_puts_the_asked_fraction_on_the_last_timestep():
     x0 = torch.randn(4000, 3, 2, 2, generator=torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
-    _, t_uniform = diffusion.TrainingNoise()(x0, generator=gen)
-    x_t, t = diffusion.TrainingNoise(final_step_fraction=0.5)(x0, generator=gen)
+    _, t_uniform = TrainingNoise()(x0, generator=gen)
+    x_t, t = TrainingNoise(final_step_fraction=0.5)(x0, generator=gen)
     last = diffusion.NUM_TRAIN_TIMESTEPS - 1
     assert (t_uniform == last).float().mean() < 0.01
     assert 0.45 < (t == last).float().mean() < 0.55
@@ -119,4 +120,4 @@ def test_training_noise_puts_the_asked_fraction_on_the_last_timestep():
     corr = torch.corrcoef(torch.stack([x_t[t == last].flatten(), x0[t == last].flatten()]))[0, 1]
     assert abs(corr) < 0.02
     with pytest.raises(ValueError, match="final_step_fraction"):
-        diffusion.TrainingNoise(final_step_fraction=1.5)
+        TrainingNoise(final_step_fraction=1.5)

@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from gencodec.codec import Codec
-from gencodec.pretrained import export_model, load_model, round_to_half
+from gencodec.pretrained import load_model
+from gencodec.training.export import export_model, round_to_half
 
 from .conftest import smooth_image
 

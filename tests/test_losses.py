@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from gencodec import losses
+from gencodec.training import losses
 from gencodec.errors import GencodecError
-from gencodec.nn.discriminator import ConditionalDiscriminator
-from gencodec.perceptual import LPIPS_WEIGHTS_ENV, SafeLPIPS, load_lpips, safe_normalize
+from gencodec.training.discriminator import ConditionalDiscriminator
+from gencodec.evaluation.perceptual import LPIPS_WEIGHTS_ENV, SafeLPIPS, load_lpips, safe_normalize
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEIGHTS = SHARED / "weights" / "alexnet_features.pth"

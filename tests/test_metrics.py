@@ -1,4 +1,4 @@
-"""gencodec.metrics: closed-form checks for PSNR, FID and KID; sanity checks for the networks."""
+"""gencodec.evaluation.metrics: closed-form checks for PSNR, FID and KID; sanity checks for the networks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gencodec import metrics
+from gencodec.evaluation import metrics
 from gencodec.errors import GencodecError
 
 from .conftest import SHARED, smooth_image
@@ -85,7 +85,7 @@ def test_ms_ssim_small_images_do_not_crash(shape):
 def lpips_net():
     if not LPIPS_WEIGHTS.is_file():
         pytest.skip(f"LPIPS backbone not found at {LPIPS_WEIGHTS}")
-    from gencodec.perceptual import load_lpips
+    from gencodec.evaluation.perceptual import load_lpips
     return load_lpips(LPIPS_WEIGHTS)
 
 

@@ -1,4 +1,4 @@
-"""gencodec.report and the demos that draw from eval results, on a synthetic eval folder."""
+"""gencodec.evaluation.report and the demos that draw from eval results, on a synthetic eval folder."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gencodec.errors import GencodecError
-from gencodec.report import (format_table, load_results, main, plot_rate_quality, summary_table,
+from gencodec.evaluation.report import (format_table, load_results, main, plot_rate_quality, summary_table,
                              write_html_report)
 
 from .conftest import TINY_DECODER, smooth_image
@@ -177,7 +177,7 @@ def test_report_command(eval_dir, capsys):
 
 
 def test_report_command_on_a_missing_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gencodec.report", str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "-m", "gencodec.evaluation.report", str(tmp_path / "nope")],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "no results.json" in result.stderr
@@ -203,7 +203,8 @@ def _load_script(name: str):
 
 
 def test_reconstruction_grid(tmp_path, capsys):
-    from gencodec.pretrained import export_model, untrained_model
+    from gencodec.pretrained import untrained_model
+    from gencodec.training.export import export_model
     model = untrained_model(latent_channels=32, channels=(16, 24, 32, 48), blocks=(0, 0, 1, 1),
                             attention_heads=2, hyper_channels=32, hyper_latent_channels=16, n_levels=4,
                             generative_decoder=TINY_DECODER)

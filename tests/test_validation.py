@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from gencodec.codec import Codec
-from gencodec.validation import (CAPTION_HEIGHT, GRID_GAP, downscale, grid_path, load_validation_images,
+from gencodec.training.validation import (CAPTION_HEIGHT, GRID_GAP, downscale, grid_path, load_validation_images,
                                  validate)
 
 from .conftest import smooth_image
@@ -92,7 +92,7 @@ def test_non_generative_model_only_realism_zero(rich_codec, images):
 
 @pytest.mark.skipif(not LPIPS_WEIGHTS.is_file(), reason="no LPIPS weights in ../shared")
 def test_lpips(untrained_codec, images):
-    from gencodec.perceptual import load_lpips
+    from gencodec.evaluation.perceptual import load_lpips
     net = load_lpips(LPIPS_WEIGHTS)
     metrics = validate(untrained_codec.model, images[:1], [0], lpips_net=net, realism_values=(0.0,))
     for key in ("val/lpips_L0_r0", "val/lpips_r0"):

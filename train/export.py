@@ -24,7 +24,8 @@ from safetensors.torch import load_file
 
 from gencodec.errors import GencodecError
 from gencodec.model import GenCodecModel
-from gencodec.pretrained import export_model, load_model
+from gencodec.pretrained import load_model
+from gencodec.training.export import export_model
 from train import stage_model_config  # train/train.py, beside this script
 
 

@@ -7,7 +7,7 @@
     python train/train.py --config configs/base.yaml --out runs/base --resume latest
 
 The config's `stages` run in order (codec, then decoder, then joint; see
-gencodec.objectives). Each stage has its own folder in the run:
+gencodec.training.objectives). Each stage has its own folder in the run:
 
     OUT/<stage>/checkpoints/checkpoint-<step>/   accelerate state: model, optimizers,
                                                  schedulers, EMA, RNG, step
@@ -41,11 +41,11 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from gencodec.data import make_dataset
+from gencodec.training.data import make_dataset
 from gencodec.errors import GencodecError
 from gencodec.model import GenCodecModel
-from gencodec.objectives import STAGES, GenerativeObjective, LossWeights, codec_objective, random_levels
-from gencodec.pretrained import export_model
+from gencodec.training.objectives import STAGES, GenerativeObjective, LossWeights, codec_objective, random_levels
+from gencodec.training.export import export_model
 
 COMPLETE = "COMPLETE"  # marker written last: a checkpoint without it is ignored
 
@@ -257,7 +257,7 @@ class Validation:
     """Periodic validation on a held-out folder (data.val): real files, bpp, PSNR, LPIPS, a grid."""
 
     def __init__(self, cfg: dict, args, stage_dir: Path, accelerator: Accelerator):
-        from gencodec.validation import load_validation_images
+        from gencodec.training.validation import load_validation_images
         self.every = cfg.get("validate_every", 0)
         folder = cfg["data"].get("val")
         self.images = load_validation_images(folder, cfg.get("val_images", 4)) if folder and self.every else []
@@ -270,7 +270,7 @@ class Validation:
         return bool(self.images) and (step % self.every == 0 or step == last)
 
     def run(self, model: GenCodecModel, objective, step: int) -> dict[str, float]:
-        from gencodec.validation import validate
+        from gencodec.training.validation import validate
         lpips_net = objective.lpips if objective is not None else self._own_lpips()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         return validate(model, self.images, self.levels, out_dir=self.out_dir, step=step, lpips_net=lpips_net,
@@ -279,7 +279,7 @@ class Validation:
     def _own_lpips(self):
         """The codec stage has no LPIPS net of its own: load one once, or go without if none is found."""
         if not hasattr(self, "_lpips"):
-            from gencodec.perceptual import load_lpips
+            from gencodec.evaluation.perceptual import load_lpips
             try:
                 self._lpips = load_lpips(self.lpips_weights).to(self.device)
             except GencodecError as exc:
@@ -386,8 +386,8 @@ def run_stage(args, cfg: dict, index: int, out: Path) -> Path:
         # The dataset already splits files between processes: the loader is not re-sharded.
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     else:
-        from gencodec.nn.discriminator import ConditionalDiscriminator
-        from gencodec.perceptual import load_lpips
+        from gencodec.training.discriminator import ConditionalDiscriminator
+        from gencodec.evaluation.perceptual import load_lpips
         disc_cfg = cfg.get("discriminator", {})
         discriminator = ConditionalDiscriminator(model_cfg.get("latent_channels", 128),
                                                  channels=tuple(disc_cfg.get("channels", (64, 128, 256, 256))))

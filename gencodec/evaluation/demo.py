@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .codec import Codec
-from .imageio import load_image, save_image
+from ..codec import Codec
+from ..imageio import load_image, save_image
 
 SAMPLE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
 

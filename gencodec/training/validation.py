@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .codec import Codec
-from .data import find_images
-from .imageio import image_to_tensor, load_image, save_image
+from ..codec import Codec
+from ..imageio import find_images
+from ..imageio import image_to_tensor, load_image, save_image
 from .losses import lpips_distance
-from .metrics import psnr
-from .model import GenCodecModel
+from ..evaluation.metrics import psnr
+from ..model import GenCodecModel
 
 #: At most this many images (rows) go into the grid: enough to judge, small enough to open.
 GRID_ROWS = 4

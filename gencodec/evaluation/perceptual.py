@@ -28,7 +28,7 @@ import torch
 from lpips.lpips import spatial_average as _lpips_spatial_average
 from lpips.lpips import upsample as _lpips_upsample
 
-from .errors import GencodecError
+from ..errors import GencodecError
 
 LPIPS_WEIGHTS_ENV = "GENCODEC_LPIPS_WEIGHTS"
 

@@ -6,7 +6,7 @@ Python float. FID and KID work on Inception pool3 features of patches
 
 Networks load only from local files (these machines are offline):
 
-* LPIPS: :func:`gencodec.perceptual.load_lpips`.
+* LPIPS: :func:`gencodec.evaluation.perceptual.load_lpips`.
 * DISTS: :func:`load_dists`, a torchvision VGG16 state dict (``--vgg16-weights``
   or ``GENCODEC_VGG16_WEIGHTS``) plus DISTS' learned alpha/beta, which come
   from the ``DISTS_pytorch`` package (a 20 kB wheel) or ``GENCODEC_DISTS_WEIGHTS``.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import GencodecError
+from ..errors import GencodecError
 
 VGG16_WEIGHTS_ENV = "GENCODEC_VGG16_WEIGHTS"
 DISTS_WEIGHTS_ENV = "GENCODEC_DISTS_WEIGHTS"
@@ -124,7 +124,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------- LPIPS
 
 def lpips(net: torch.nn.Module, a: np.ndarray, b: np.ndarray) -> float:
-    """LPIPS distance with `net` from :func:`gencodec.perceptual.load_lpips`, on the net's device.
+    """LPIPS distance with `net` from :func:`gencodec.evaluation.perceptual.load_lpips`, on the net's device.
 
     AlexNet's strides need at least 31 px on each side; smaller images raise GencodecError.
     """

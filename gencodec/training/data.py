@@ -13,7 +13,7 @@ nothing here depends on it. Both datasets loop forever over their share of the
 data (``rank`` of ``world_size`` processes, then DataLoader workers), reshuffle every
 epoch from a seed, and skip unusable images with one warning each.
 
-Command line: ``python -m gencodec.data pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]``.
+Command line: ``python -m gencodec.training.data pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,8 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from gencodec.errors import GencodecError, InvalidImageError
-from gencodec.imageio import load_image
+from gencodec.imageio import IMAGE_SUFFIXES, find_images, load_image
 
-#: File suffixes treated as images (compared in lower case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 #: pack_shards keeps only images at least this large on the short side.
 MIN_PACK_SIDE = 64
 #: Default shard size limit: keeps each shard under common 50 MB upload/attachment limits.
@@ -57,36 +55,6 @@ class DataWarning(UserWarning):
 
 # ---------------------------------------------------------------------------------------------
 # Finding files and cutting crops
-
-
-def find_images(root) -> list[Path]:
-    """Every image file under ``root``, recursively, sorted by relative path.
-
-    Sorting makes the list, and so the rank/worker split, identical on every
-    process. Symlinked folders are followed (datasets are often symlink farms),
-    each real folder once so a link cycle cannot loop.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise GencodecError(f"no such folder: {str(root)!r}")
-    if not root.is_dir():
-        raise GencodecError(f"not a folder: {str(root)!r}")
-    found = []
-    seen = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames.sort()
-        for name in filenames:
-            path = Path(dirpath, name)
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                found.append(path)
-    if not found:
-        raise GencodecError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {str(root)!r}")
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def random_crop_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -557,7 +525,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gencodec.data", description="Prepare gencodec training data.")
+        prog="python -m gencodec.training.data", description="Prepare gencodec training data.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pack = commands.add_parser(
         "pack", help="pack an image folder into tar shards",

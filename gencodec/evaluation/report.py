@@ -1,8 +1,8 @@
 """Tables, rate-quality plots and an HTML page from a `gencodec eval` folder.
 
-    python -m gencodec.report DIR     # prints the table, writes DIR/plots/ and DIR/report.html
+    python -m gencodec.evaluation.report DIR     # prints the table, writes DIR/plots/ and DIR/report.html
 
-Everything here reads DIR/results.json (see gencodec.evaluate) and the PNGs it
+Everything here reads DIR/results.json (see gencodec.evaluation.evaluate) and the PNGs it
 names; nothing is measured again.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import GencodecError
+from ..errors import GencodecError
 
 RESULTS = "results.json"
 PLOTS = "plots"
@@ -340,7 +340,7 @@ def write_html_report(results: dict, dir: str | os.PathLike) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gencodec.report",
+        prog="python -m gencodec.evaluation.report",
         description="Print the summary table of a `gencodec eval` folder and write its plots and report.html.")
     parser.add_argument("dir", help="the folder `gencodec eval --out` wrote (or its results.json)")
     args = parser.parse_args(argv)
@@ -352,10 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         plot_rate_quality(results, folder / PLOTS)
         print(f"wrote {write_html_report(results, folder)}")
     except GencodecError as exc:
-        print(f"gencodec.report: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"gencodec.evaluation.report: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"gencodec.report: error: {exc.strerror or exc}"
+        print(f"gencodec.evaluation.report: error: {exc.strerror or exc}"
               + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 1
     return 0

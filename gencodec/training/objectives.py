@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from . import losses
-from .diffusion import TrainingNoise
-from .model import GenCodecModel
+from .noise import TrainingNoise
+from ..model import GenCodecModel
 
 STAGES = ("codec", "decoder", "joint")
 

@@ -31,7 +31,7 @@ def lpips_distance(lpips_net: torch.nn.Module, x_hat: torch.Tensor, x: torch.Ten
     """Per-image LPIPS (N,) between [0, 1] images.
 
     LPIPS expects [-1, 1]; mapping here keeps the rest of training in [0, 1].
-    Use a net from ``gencodec.perceptual.load_lpips``: its normalisation keeps
+    Use a net from ``gencodec.evaluation.perceptual.load_lpips``: its normalisation keeps
     gradients finite where features vanish.
     """
     return lpips_net(x_hat * 2 - 1, x * 2 - 1).reshape(x.shape[0])

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, features
 
-from .errors import GencodecError, InvalidImageError
+from ..errors import GencodecError, InvalidImageError
 
 BYTES_COUNTED = ("classical file sizes count the whole file as written (format headers included) "
                  "and nothing else: no ICC profile, EXIF or other metadata is written")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .codec import Codec
+from ..codec import Codec
 
 
 def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -4,15 +4,15 @@ For every photo and rate level it writes a real gencodec file, decodes it at
 each realism, and measures PSNR, MS-SSIM, LPIPS (and DISTS where available).
 For each of those files it then searches every classical codec's quality and
 downscale factor for its best file of at most the same size
-(gencodec.baselines) and measures that too. FID and KID on patches
-(gencodec.metrics) compare each (codec, level, realism) group with the
+(gencodec.evaluation.baselines) and measures that too. FID and KID on patches
+(gencodec.evaluation.metrics) compare each (codec, level, realism) group with the
 originals once everything is decoded.
 
     DIR/run.json          the model and the settings the records belong to
     DIR/records.jsonl     one record per finished item, appended as it finishes
     DIR/originals/        the photos as RGB PNG
     DIR/recon/<photo>/    every reconstruction
-    DIR/results.json      records + FID/KID + notes (gencodec.report reads it)
+    DIR/results.json      records + FID/KID + notes (gencodec.evaluation.report reads it)
     DIR/results.csv       the records as a table
 
 A run that stops part-way (a kill, a crash, Ctrl-C) loses at most the item in
@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import find_images
-from .errors import GencodecError
-from .imageio import load_image, save_image
+from ..imageio import find_images
+from ..errors import GencodecError
+from ..imageio import load_image, save_image
 
 RESULTS = "results.json"
 RECORDS = "records.jsonl"
