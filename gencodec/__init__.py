@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 
+from .constants import DEFAULT_MODEL, UNTRAINED
 from .errors import (
     CorruptFileError,
     GencodecError,
@@ -25,8 +26,6 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
-DEFAULT_MODEL = "default"
-UNTRAINED = "untrained"
 
 _LAZY = {"Codec": ".codec", "FileInfo": ".codec", "GenCodecModel": ".model", "load_model": ".pretrained"}
 

@@ -41,6 +41,7 @@ import binascii
 import operator
 from dataclasses import dataclass
 
+from .constants import MAX_SIDE
 from .errors import CorruptFileError, NotAGencodecFileError, UnsupportedVersionError
 
 __all__ = [
@@ -62,7 +63,6 @@ MAGIC = 0xC5
 FORMAT_VERSION = 1
 HEADER_BYTES = 8
 CHECKSUM_BYTES = 2
-MAX_SIDE = 16384
 MAX_LEVEL = 15
 MIN_PAYLOAD_BYTES = 0
 _WORD_BYTES = 4

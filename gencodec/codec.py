@@ -209,6 +209,12 @@ class Codec:
     def is_generative(self) -> bool:
         return self.model.denoiser is not None
 
+    def realism_values(self, values) -> list[float]:
+        """The distinct realism values this model can decode at, in order: only 0 without a generative decoder."""
+        if not self.is_generative:
+            return [0.0]
+        return list(dict.fromkeys(float(r) for r in values)) or [0.0]
+
     def _check_decode_options(self, realism, steps, seed, scheduler) -> tuple[float, int, int, str]:
         if realism is None:
             realism = 1.0 if self.is_generative else 0.0

@@ -19,10 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .constants import IMAGE_SUFFIXES, MAX_SIDE
 from .errors import GencodecError, InvalidImageError
-
-#: Largest accepted width or height, in pixels (bounds memory use and model run time).
-MAX_SIDE = 16384
 
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -261,10 +259,6 @@ def _describe(obj) -> str:
     if isinstance(obj, np.ndarray):
         return f"{obj.dtype} array of shape {tuple(obj.shape)}"
     return type(obj).__name__
-
-
-#: The suffixes find_images collects.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def find_images(root) -> list[Path]:

@@ -20,6 +20,19 @@ from .nn.denoiser import ResidualDenoiser
 from .nn.synthesis import SynthesisTransform
 
 
+def state_dict_sha256(state: dict[str, torch.Tensor], h=None) -> str:
+    """sha256 over every tensor's name, dtype, shape and exact bytes, in name order, as hex.
+
+    `h` continues a hash that already holds something else (a config).
+    """
+    h = hashlib.sha256() if h is None else h
+    for name, tensor in sorted(state.items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 # The default generative decoder: a 3.9 M-parameter UNet on the 4x-folded residual.
 DEFAULT_DECODER = {"block_out_channels": [64, 96, 128], "layers_per_block": 1, "fold": 4, "residual_scale": 5.0}
 
@@ -157,8 +170,4 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         h = hashlib.sha256()
         config = {k: v for k, v in self.config.items() if not k.startswith("_")}
         h.update(json.dumps(config, sort_keys=True, default=list).encode())
-        for name, tensor in sorted(self.state_dict().items()):
-            t = tensor.detach().cpu().contiguous()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        return h.hexdigest()
+        return state_dict_sha256(self.state_dict(), h)

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import torch
 
+from .constants import DEFAULT_MODEL, UNTRAINED
 from .errors import ModelNotFoundError
 from .model import GenCodecModel
 
 #: Models shipped inside the package live in gencodec/weights/<name>/.
 SHIPPED_DIR = Path(__file__).parent / "weights"
-#: The name `gencodec.load()` and the CLI use when no model is given.
-from . import DEFAULT_MODEL, UNTRAINED  # noqa: E402  (one definition)
-#: Builds a freshly initialised model (seed 0): codes round-trip, pictures are noise.
 
 
 def shipped_models() -> list[str]:

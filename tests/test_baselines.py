@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
 from gencodec.evaluation import baselines
+from gencodec.evaluation.metrics import psnr
 from gencodec.evaluation.baselines import (BYTES_COUNTED, CODECS, QUALITY_RANGE, SCALES, available_codecs, decode,
                                 encode, match_bytes)
 from gencodec.errors import GencodecError
@@ -16,11 +16,6 @@ from .conftest import smooth_image
 
 AVAILABLE = available_codecs()
 WIDTH, HEIGHT = 128, 96
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from pathlib import Path
 
@@ -16,17 +15,15 @@ from gencodec.codec import Codec
 from gencodec.training.validation import (CAPTION_HEIGHT, GRID_GAP, downscale, grid_path, load_validation_images,
                                  validate)
 
+from gencodec.model import state_dict_sha256
+
 from .conftest import smooth_image
 
 LPIPS_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "alexnet_features.pth"
 
 
 def checksum(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return state_dict_sha256(model.state_dict())
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ import numpy as np
 from PIL import Image, features
 
 from ..errors import GencodecError, InvalidImageError
+from .metrics import psnr
 
 BYTES_COUNTED = ("classical file sizes count the whole file as written (format headers included) "
                  "and nothing else: no ICC profile, EXIF or other metadata is written")
@@ -172,11 +172,6 @@ def decode(data: bytes, codec: str, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 def _highest_fitting(img: Image.Image, codec: str, max_bytes: int) -> tuple[int, bytes] | None:
     """The highest quality whose file of `img` is at most `max_bytes`, with that file.
 
@@ -221,7 +216,7 @@ def match_bytes(image: np.ndarray, codec: str, max_bytes: int,
     _register(codec)
     original = _to_pil(image)
     width, height = original.size
-    rank = score or (lambda decoded: _psnr(decoded, image))
+    rank = score or (lambda decoded: psnr(decoded, image))
     best: tuple[float, BaselineResult] | None = None
     for scale in SCALES:
         if min(_scaled_size(width, height, scale)) < MIN_SIDE:

@@ -192,10 +192,6 @@ class _EarlierBaselines:
         return self._same_photo[image_name]
 
 
-def _realisms(codec, values: list[float]) -> list[float]:
-    return list(dict.fromkeys(float(r) for r in values)) if codec.is_generative else [0.0]
-
-
 def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measurer | None = None,
              inception=None, model_name: str = "", progress: bool = True, log=print,
              baselines_from: str | os.PathLike | None = None) -> dict:
@@ -221,7 +217,7 @@ def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measure
     if missing:
         raise GencodecError(f"classical codec '{missing[0]}' is not available here "
                             f"(available: {', '.join(available_codecs())})")
-    realisms = _realisms(codec, settings.realism)
+    realisms = codec.realism_values(settings.realism)
     earlier = _EarlierBaselines(baselines_from, measurer)
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": model_name, "fingerprint": codec.fingerprint, "steps": settings.steps, "seed": settings.seed}

@@ -64,13 +64,24 @@ def _device_of(net: torch.nn.Module) -> torch.device:
 
 # ---------------------------------------------------------------------------------------------- PSNR, MS-SSIM
 
+def psnr_from_mse(mse, peak: float = 255.0):
+    """PSNR in dB of a mean squared error, capped at :data:`PSNR_CAP` (a zero error gives the cap).
+
+    Takes a float (returns a float) or a tensor of errors (returns a tensor of
+    the same shape, differentiable where it is below the cap).
+    """
+    if isinstance(mse, torch.Tensor):
+        floor = peak ** 2 * 10.0 ** (-PSNR_CAP / 10)
+        return 10.0 * torch.log10(peak ** 2 / mse.clamp_min(floor))
+    if mse == 0.0:
+        return PSNR_CAP
+    return min(PSNR_CAP, 10.0 * math.log10(peak ** 2 / mse))
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB for 8-bit images (peak 255, float64), capped at :data:`PSNR_CAP` (identical -> 100.0)."""
     a, b = _check_pair(a, b)
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    if mse == 0.0:
-        return PSNR_CAP
-    return min(PSNR_CAP, 10.0 * math.log10(255.0 ** 2 / mse))
+    return psnr_from_mse(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
 def _ms_ssim_scales(x: torch.Tensor, y: torch.Tensor, scales: int, win_size: int) -> float:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..evaluation.metrics import psnr_from_mse
+from ..model import GenCodecModel
 from . import losses
 from .noise import TrainingNoise
-from ..model import GenCodecModel
 
 STAGES = ("codec", "decoder", "joint")
 
@@ -41,7 +42,8 @@ def random_levels(batch_size: int, n_levels: int, device, generator: torch.Gener
 
 
 def _psnr(distortion: torch.Tensor) -> torch.Tensor:
-    return (-10 * torch.log10(distortion.clamp_min(1e-10))).mean()
+    """Mean PSNR of per-image MSEs on images in [0, 1]."""
+    return psnr_from_mse(distortion, peak=1.0).mean()
 
 
 def codec_objective(model: GenCodecModel, x: torch.Tensor, level: torch.Tensor,

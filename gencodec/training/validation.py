@@ -84,12 +84,6 @@ def codec_copy(model: torch.nn.Module, device: str | torch.device = "cpu") -> Co
     return Codec(model, device=device)
 
 
-def _realisms(codec: Codec, realism_values: Iterable[float]) -> list[float]:
-    """The realism values to decode at: only 0 without a generative decoder; no duplicates."""
-    values = [float(r) for r in realism_values] if codec.is_generative else [0.0]
-    return list(dict.fromkeys(values)) or [0.0]
-
-
 @torch.no_grad()
 def _lpips(net: torch.nn.Module, x_hat: np.ndarray, x: np.ndarray) -> float:
     dev = next(net.parameters()).device
@@ -121,7 +115,7 @@ def validate(model: torch.nn.Module, images: Sequence, levels: Iterable[int],
     rng_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.autocast(device.type, enabled=False):
         codec = codec_copy(model, device)
-        realisms = _realisms(codec, realism_values)
+        realisms = codec.realism_values(realism_values)
         sums: dict[str, float] = {}
         rows = []
         for i, x in enumerate(arrays):
