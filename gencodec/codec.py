@@ -227,6 +227,7 @@ class Codec:
             raise GencodecError(f"steps must be an integer from 1 to 1000, got {steps!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise GencodecError(f"seed must be a non-negative integer, got {seed!r}")
+        scheduler = DEFAULT_SCHEDULER if scheduler is None else scheduler
         if scheduler not in SCHEDULERS:
             raise GencodecError(f"unknown scheduler {scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         return float(realism), int(steps), int(seed), scheduler
@@ -257,7 +258,7 @@ class Codec:
         return x_bar + realism * den.unfold_image(r0) / model.residual_scale
 
     def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,
-                   scheduler: str = DEFAULT_SCHEDULER) -> Image.Image:
+                   scheduler: str | None = None) -> Image.Image:
         """gencodec file bytes -> PIL RGB image.
 
         realism: 0 gives the distortion-optimal base reconstruction x_bar, 1
