@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from . import bitstream
-from .diffusion import DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, sample
+from .constants import SCHEDULERS
+from .diffusion import sample
 from .entropy.hyperprior import LatentCode
 from .errors import CorruptFileError, GencodecError, ModelMismatchError
 from .imageio import crop_to, image_to_tensor, load_image, pad_to_multiple, tensor_to_image
@@ -222,19 +223,20 @@ class Codec:
             raise GencodecError(f"realism must be a number from 0 to 1, got {realism!r}")
         if realism > 0 and not self.is_generative:
             raise GencodecError("this model has no generative decoder: only realism 0 is available")
-        steps = DEFAULT_STEPS if steps is None else steps
+        settings = self.model.config.diffusion
+        steps = settings["steps"] if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 1000:
             raise GencodecError(f"steps must be an integer from 1 to 1000, got {steps!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise GencodecError(f"seed must be a non-negative integer, got {seed!r}")
-        scheduler = DEFAULT_SCHEDULER if scheduler is None else scheduler
+        scheduler = settings["sampler"] if scheduler is None else scheduler
         if scheduler not in SCHEDULERS:
             raise GencodecError(f"unknown scheduler {scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         return float(realism), int(steps), int(seed), scheduler
 
     @torch.no_grad()
-    def reconstruct(self, y_hat: torch.Tensor, realism: float, steps: int = DEFAULT_STEPS, seed: int = 0,
-                    scheduler: str = DEFAULT_SCHEDULER) -> torch.Tensor:
+    def reconstruct(self, y_hat: torch.Tensor, realism: float, steps: int | None = None, seed: int = 0,
+                    scheduler: str | None = None) -> torch.Tensor:
         """y^ -> padded image (1,3,H,W): x_bar + realism * generated residual."""
         model = self.model
         x_bar, features = run_tiled(model.synthesis.forward_with_features, y_hat, SYNTHESIS_TILE,
@@ -253,8 +255,8 @@ class Codec:
             return run_tiled(one_tile, torch.cat([r_t, condition], 1), DENOISER_TILE, DENOISER_OVERLAP,
                              out_scales=(1,), align=den.multiple)[0]
 
-        r0 = sample(denoise, (1, n_res) + tuple(condition.shape[-2:]), steps=steps, seed=seed, kind=scheduler,
-                    device=self.device, dtype=x_bar.dtype)
+        r0 = sample(denoise, (1, n_res) + tuple(condition.shape[-2:]), model.config.diffusion, steps=steps,
+                    seed=seed, kind=scheduler, device=self.device, dtype=x_bar.dtype)
         return x_bar + realism * den.unfold_image(r0) / model.residual_scale
 
     def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,

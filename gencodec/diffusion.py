@@ -1,55 +1,112 @@
-"""Noise schedule, training target and the few-step sampler, over diffusers' schedulers.
+"""The diffusion settings of a model, the noise schedule they describe, and the few-step sampler.
 
 The denoiser predicts the clean sample (x0-parameterisation): every step
 already yields a full image, so a handful of steps is enough, and perceptual
 and adversarial losses apply to that prediction directly. Betas are rescaled
 to zero terminal SNR and timesteps are spaced from the end ("trailing"), so
 the first sampling step starts from pure noise, as in training.
+
+Every setting lives in the model's config (`diffusion`), written out in full
+when a model is made, so it is saved with the model and covered by its
+fingerprint: a later change of the defaults here cannot change what an
+existing model decodes to.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
 from typing import Callable
 
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-SCHEDULERS = ("ddim", "dpmsolver", "euler")
-DEFAULT_SCHEDULER = "ddim"
+from .constants import SCHEDULERS
+
 # One step: the denoiser's LPIPS and adversarial losses train its x0 prediction
 # from a noised *true* residual, never from its own earlier predictions, and each
 # further step moves the result away from the photo. Mean LPIPS on 8 Kodak photos
 # at level 4, 1 / 2 / 4 steps: 0.515 / 0.550 / 0.598 with a model trained partly for
 # one step (0.560 / 0.578 / 0.614, and 0.662 at 8, with one that was not; the model
 # card has the shipped model's figures). More steps remain an option (--steps).
-DEFAULT_STEPS = 1
-NUM_TRAIN_TIMESTEPS = 1000
+DEFAULT_DIFFUSION = {
+    # The training noise schedule (diffusers' scheduler arguments).
+    "num_train_timesteps": 1000,
+    "beta_schedule": "linear",
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "prediction_type": "sample",
+    "timestep_spacing": "trailing",
+    "rescale_betas_zero_snr": True,
+    # Decoding: the sampler and step count used when the caller names none.
+    "sampler": "ddim",
+    "steps": 1,
+    # Each sampler's own arguments, so that all of them end on the clean sample.
+    "sampler_options": {
+        "ddim": {"clip_sample": False, "set_alpha_to_one": True},
+        "dpmsolver": {"algorithm_type": "dpmsolver++", "final_sigmas_type": "zero"},
+        "euler": {"final_sigmas_type": "zero"},
+    },
+}
+
+#: The scheduler class of each sampler; only the one in use is imported
+#: (DPM-Solver and Euler pull in scipy.stats, over a second of start-up).
+_SCHEDULER_CLASSES = {
+    "ddim": ("diffusers.schedulers.scheduling_ddim", "DDIMScheduler"),
+    "dpmsolver": ("diffusers.schedulers.scheduling_dpmsolver_multistep", "DPMSolverMultistepScheduler"),
+    "euler": ("diffusers.schedulers.scheduling_euler_discrete", "EulerDiscreteScheduler"),
+}
+_SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type",
+                  "timestep_spacing", "rescale_betas_zero_snr")
 
 
-def make_scheduler(kind: str = DEFAULT_SCHEDULER):
-    common = dict(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="linear", prediction_type="sample",
-                  timestep_spacing="trailing", rescale_betas_zero_snr=True)
-    if kind == "ddim":
-        return DDIMScheduler(clip_sample=False, set_alpha_to_one=True, **common)
-    if kind == "dpmsolver":
-        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", final_sigmas_type="zero", **common)
-    if kind == "euler":
-        return EulerDiscreteScheduler(final_sigmas_type="zero", **common)
-    raise ValueError(f"unknown scheduler '{kind}' (choose from {', '.join(SCHEDULERS)})")
+def diffusion_settings(given: dict | None = None) -> dict:
+    """The full settings: DEFAULT_DIFFUSION updated with `given` (sampler options merged per sampler).
+
+    Raises ValueError on an unknown key or sampler, or a step count below 1.
+    """
+    settings = copy.deepcopy(DEFAULT_DIFFUSION)
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(settings))
+    if unknown:
+        raise ValueError(f"unknown diffusion setting '{unknown[0]}' (known: {', '.join(settings)})")
+    options = given.pop("sampler_options", None) or {}
+    settings.update(given)
+    for kind, extra in options.items():
+        if kind not in SCHEDULERS:
+            raise ValueError(f"unknown sampler '{kind}' in sampler_options (choose from {', '.join(SCHEDULERS)})")
+        settings["sampler_options"][kind].update(extra)
+    if settings["sampler"] not in SCHEDULERS:
+        raise ValueError(f"unknown sampler '{settings['sampler']}' (choose from {', '.join(SCHEDULERS)})")
+    if isinstance(settings["steps"], bool) or not isinstance(settings["steps"], int) or settings["steps"] < 1:
+        raise ValueError(f"diffusion steps must be an integer of at least 1, got {settings['steps']!r}")
+    return settings
+
+
+def make_scheduler(settings: dict, kind: str | None = None):
+    """A diffusers scheduler for `settings` (see diffusion_settings); `kind` defaults to their sampler."""
+    kind = settings["sampler"] if kind is None else kind
+    if kind not in _SCHEDULER_CLASSES:
+        raise ValueError(f"unknown scheduler '{kind}' (choose from {', '.join(SCHEDULERS)})")
+    module, name = _SCHEDULER_CLASSES[kind]
+    scheduler_class = getattr(importlib.import_module(module), name)
+    schedule = {key: settings[key] for key in _SCHEDULE_KEYS}
+    return scheduler_class(**schedule, **settings["sampler_options"].get(kind, {}))
 
 
 @torch.no_grad()
 def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
-           steps: int = DEFAULT_STEPS, seed: int = 0, kind: str = DEFAULT_SCHEDULER,
+           settings: dict, steps: int | None = None, seed: int = 0, kind: str | None = None,
            device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Run `steps` denoising steps from seeded noise; returns the clean sample.
 
-    `denoise(x_t, t)` predicts the clean sample. The noise is drawn on the CPU
-    from `seed`, so a seed means the same starting point on every device.
+    `denoise(x_t, t)` predicts the clean sample. `steps` and `kind` default to
+    the settings' own. The noise is drawn on the CPU from `seed`, so a seed
+    means the same starting point on every device.
     """
+    steps = settings["steps"] if steps is None else steps
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    scheduler = make_scheduler(kind)
+    scheduler = make_scheduler(settings, kind)
     scheduler.set_timesteps(steps, device=device)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype) * scheduler.init_noise_sigma

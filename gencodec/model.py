@@ -14,6 +14,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .diffusion import diffusion_settings
 from .entropy.hyperprior import HyperpriorLatentCodec
 from .nn.analysis import AnalysisTransform
 from .nn.denoiser import ResidualDenoiser
@@ -43,7 +44,10 @@ class GenCodecModel(ModelMixin, ConfigMixin):
     `generative_decoder` is None for a codec without a generative decoder (decoding
     then always gives the base reconstruction), or the keyword arguments of
     ResidualDenoiser plus `residual_scale`, the factor that brings the
-    residual x - x_bar to about unit spread for the diffusion.
+    residual x - x_bar to about unit spread for the diffusion. `diffusion`
+    holds the noise schedule and the sampler's defaults (see
+    gencodec.diffusion.diffusion_settings); what it leaves out takes the
+    defaults, and the config always stores every setting in full.
     """
 
     config_name = "config.json"
@@ -66,9 +70,11 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         z_half_width: int = 32,
         gain_range: tuple = (0.25, 2.0),
         generative_decoder: dict | None = DEFAULT_DECODER,
+        diffusion: dict | None = None,
         trained_steps: int = 0,
     ):
         super().__init__()
+        self.register_to_config(diffusion=diffusion_settings(diffusion))
         transform_args = dict(channels=tuple(channels), blocks=tuple(blocks),
                               attention_stages=tuple(attention_stages), heads=attention_heads,
                               window=attention_window)
@@ -96,7 +102,7 @@ class GenCodecModel(ModelMixin, ConfigMixin):
                 train_codec: bool = True, train_synthesis: bool | None = None) -> dict[str, torch.Tensor]:
         """The training forward: x (N,3,H,W) in [0,1] (sides multiples of padding_multiple).
 
-        Returns y_hat, the rates and x_bar. With `noise` (a diffusion.TrainingNoise),
+        Returns y_hat, the rates and x_bar. With `noise` (a training.noise.TrainingNoise),
         it also runs the denoiser on the noised residual: `r0` (the target), `pred`
         (the x0 prediction) and `x_hat` (the image it implies). With
         train_codec=False the codec runs frozen, with real rounding, as at decode
@@ -120,7 +126,7 @@ class GenCodecModel(ModelMixin, ConfigMixin):
             x_bar, features = self.synthesis.forward_with_features(out["y_hat"])
         den = self.denoiser
         r0 = den.fold_image(x - x_bar.detach()) * self.residual_scale  # the target never pulls on the codec
-        r_t, t = noise(r0)
+        r_t, t = noise(r0, self.config.diffusion)
         pred = den(r_t, t, den.condition(x_bar, features))
         out.update(x_bar=x_bar, r0=r0, pred=pred, x_hat=x_bar + den.unfold_image(pred) / self.residual_scale)
         return out

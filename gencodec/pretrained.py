@@ -51,20 +51,35 @@ def untrained_model(**config) -> GenCodecModel:
     return model.eval()
 
 
+#: The weights file of a model folder (diffusers' name, so that from_pretrained reads it too).
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+
+
 def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> GenCodecModel:
+    """The model of a folder (config.json + safetensors) or a shipped model's name, in eval mode.
+
+    The networks are built from the config and the file's tensors copied into
+    them (float16 weights become float32): every tensor lives in the model's
+    own memory, never at an unaligned address inside the file buffer, where
+    the CPU kernels would take other code paths with other rounding. This is
+    diffusers' from_pretrained without its hub machinery, which costs start-up.
+    """
     if str(name_or_path) == UNTRAINED:
         return untrained_model()
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     folder = resolve(name_or_path)
-    # low_cpu_mem_usage=False: build the modules for real, so every buffer
-    # (the entropy tables) is materialised from the file, never left on 'meta'.
-    model = GenCodecModel.from_pretrained(folder, low_cpu_mem_usage=False)
-    # safetensors may hand back tensors at unaligned addresses inside the file
-    # buffer, and the CPU kernels then take other code paths with other
-    # rounding: copies into fresh (aligned) memory make a loaded model compute
-    # exactly what the saved one did.
-    with torch.no_grad():
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            tensor.data = tensor.data.clone()
+    weights = folder / WEIGHTS_NAME
+    try:
+        model = GenCodecModel.from_config(GenCodecModel.load_config(folder))
+        state = load_file(weights)
+    except (OSError, ValueError, TypeError, SafetensorError) as exc:
+        raise ModelNotFoundError(f"cannot load model folder '{folder}': {' '.join(str(exc).split())}") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        what = f"lacks '{missing[0]}'" if missing else f"has an unknown tensor '{unexpected[0]}'"
+        raise ModelNotFoundError(f"model folder '{folder}' does not match its config: its weights file {what}")
     if not model.latent_codec.z_prior.tables_ready:
         raise ModelNotFoundError(f"model folder '{folder}' has no entropy tables; export it with update_tables()")
     return model.eval()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import UNet2DModel
+from .unet import UNet2DModel
 from torch import nn
 
 
