@@ -12,8 +12,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]  # the project's root folder
+SHARED = ROOT.parent / "shared"
 KODAK = SHARED / "data" / "kodak"
+LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"  # LPIPS' AlexNet features
+LPIPS_CHECK = SHARED / "weights" / "lpips_check"  # the lpips README's example images
 
 
 def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -77,3 +80,27 @@ def generative_codec():
                             attention_heads=2, hyper_channels=32, hyper_latent_channels=16,
                             generative_decoder=TINY_DECODER)
     return Codec(model, device="cpu")
+
+
+def load_script(name: str):
+    """train/<name>.py as a module: the training scripts are not part of the package."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"gencodec_{name}", ROOT / "train" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_module():
+    """train/train.py as a module (its main() runs a training as the command line does)."""
+    return load_script("train")
+
+
+# A small codec with TINY_DECODER, optionally with the denoiser's full-resolution refiner.
+SMALL = dict(latent_channels=32, channels=(16, 24, 32, 48), blocks=(0, 0, 1, 1), attention_heads=2,
+             hyper_channels=32, hyper_latent_channels=16)
+
+
+def small_model(refine_channels: int = 0):
+    from gencodec.pretrained import untrained_model
+    return untrained_model(**SMALL, generative_decoder={**TINY_DECODER, "refine_channels": refine_channels})

@@ -18,9 +18,8 @@ from PIL import Image
 
 import gencodec
 
-from .conftest import smooth_image
+from .conftest import ROOT, smooth_image
 
-ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 N_IMAGES = 8
 
@@ -50,6 +49,7 @@ def _count(path: Path) -> int:
     return int(match.group())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ACCELERATE.exists(), reason=f"no `accelerate` executable next to {sys.executable}")
 def test_two_cpu_processes_train_in_step_on_disjoint_shares(tmp_path):
     """Two processes, one job: `accelerate launch` (2 CPU processes) runs 4 codec steps of configs/tiny.yaml.

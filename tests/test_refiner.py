@@ -7,16 +7,9 @@ import torch
 
 from gencodec.bitstream import unpack_file
 from gencodec.codec import Codec
-from gencodec.pretrained import untrained_model
 
-from .conftest import TINY_DECODER, smooth_image
-
-SMALL = dict(latent_channels=32, channels=(16, 24, 32, 48), blocks=(0, 0, 1, 1), attention_heads=2,
-             hyper_channels=32, hyper_latent_channels=16)
-
-
-def _model(refine_channels: int = 0):
-    return untrained_model(**SMALL, generative_decoder={**TINY_DECODER, "refine_channels": refine_channels})
+from .conftest import small_model as _model
+from .conftest import smooth_image
 
 
 def _denoiser_inputs(model, seed: int = 0):
@@ -62,9 +55,24 @@ def test_the_refiner_corrects_the_prediction_at_full_resolution():
 
 
 def test_the_refiner_learns():
+    """From its zero start only its last layer has a gradient; one step on it lowers the loss, and from
+    then on every layer of the refiner learns."""
     model = _model(refine_channels=8)
+    refiner = model.denoiser.refiner
     _, condition, r_t, t = _denoiser_inputs(model)
-    model.denoiser(r_t, t, condition).square().mean().backward()
-    grads = [p.grad for p in model.denoiser.refiner.parameters()]
-    assert model.denoiser.refiner.out.weight.grad.abs().sum() > 0
-    assert all(g is not None for g in grads)
+
+    def loss():
+        return model.denoiser(r_t, t, condition).square().mean()
+
+    first = loss()
+    first.backward()
+    assert refiner.out.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() == 0 for p in refiner.hidden.parameters())  # behind a zero layer
+    optimizer = torch.optim.SGD(refiner.parameters(), lr=0.5)
+    optimizer.step()
+    optimizer.zero_grad()
+    second = loss()
+    second.backward()
+    assert second.item() < first.item()
+    for name, p in refiner.named_parameters():
+        assert p.grad.abs().sum() > 0, f"refiner.{name} has no gradient"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +11,14 @@ from PIL import Image
 
 import gencodec
 from gencodec.bitstream import unpack_file
+from gencodec.errors import GencodecError
+from gencodec.training import runner
+from gencodec.training.checkpoints import COMPLETE, latest_checkpoint
+from gencodec.training.config import StageConfig
+from gencodec.training.parameters import trainable_parameters
 
-from .conftest import SHARED, smooth_image
-
-ROOT = Path(__file__).resolve().parents[1]
-LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
-
-
-def _train_module():
-    spec = importlib.util.spec_from_file_location("gencodec_train", ROOT / "train" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import LPIPS_WEIGHTS, ROOT, smooth_image
+from .conftest import train_module as _train_module
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def test_codec_stage_trains_checkpoints_resumes_and_exports(photos, tmp_path):
     args = ["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos), "--out", str(out), "--cpu",
             "--stages", "codec"]
     assert train.main(args + ["--steps", "10"]) == 0
-    assert (out / "codec" / "checkpoints" / "checkpoint-10" / train.COMPLETE).exists()
+    assert (out / "codec" / "checkpoints" / "checkpoint-10" / COMPLETE).exists()
     # Continue from the checkpoint to a later step.
     assert train.main(args + ["--steps", "15", "--resume", "latest"]) == 0
     rows = list(csv.DictReader(open(out / "codec" / "metrics.csv")))
@@ -78,36 +72,24 @@ def test_all_three_stages_warm_start_in_turn(photos, tmp_path, monkeypatch, caps
 
 def test_a_stage_without_its_predecessor_is_a_clear_error(photos, tmp_path):
     train = _train_module()
-    with pytest.raises(train.GencodecError, match="run the stage before it first"):
+    with pytest.raises(GencodecError, match="run the stage before it first"):
         train.main(["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos),
                     "--out", str(tmp_path / "run"), "--cpu", "--stages", "decoder", "--steps", "2"])
 
 
 def test_an_unwritten_checkpoint_is_ignored(tmp_path):
-    train = _train_module()
     (tmp_path / "checkpoint-5").mkdir()
-    (tmp_path / "checkpoint-5" / train.COMPLETE).write_text("5")
+    (tmp_path / "checkpoint-5" / COMPLETE).write_text("5")
     (tmp_path / "checkpoint-9").mkdir()  # killed mid-save: no marker
-    assert train.latest_checkpoint(tmp_path).name == "checkpoint-5"
+    assert latest_checkpoint(tmp_path).name == "checkpoint-5"
 
 
 def test_distortion_boost_decays_to_one():
-    train = _train_module()
-    stage = {"distortion_boost": 16, "boost_steps": 100}
-    assert train.distortion_boost(stage, 0) == 16
-    assert train.distortion_boost(stage, 50) == pytest.approx(4)
-    assert train.distortion_boost(stage, 100) == train.distortion_boost(stage, 10**6) == 1
-    assert train.distortion_boost({}, 0) == 1
-
-
-def test_a_stage_may_override_some_loss_weights():
-    train = _train_module()
-    cfg = {"loss_weights": {"lpips": 1.0, "adversarial": 0.05}}
-    weights = train.stage_loss_weights(cfg, {"name": "decoder_lpips", "loss_weights": {"lpips": 2.5}})
-    assert (weights.lpips, weights.adversarial, weights.diffusion) == (2.5, 0.05, 1.0)
-    assert train.stage_loss_weights(cfg, {"name": "decoder"}).lpips == 1.0
-    with pytest.raises(train.GencodecError, match="unknown loss weight 'lpip'"):
-        train.stage_loss_weights(cfg, {"name": "decoder", "loss_weights": {"lpip": 2.0}})
+    stage = StageConfig(name="codec", steps=1, distortion_boost=16, boost_steps=100)
+    assert stage.boost_at(0) == 16
+    assert stage.boost_at(50) == pytest.approx(4)
+    assert stage.boost_at(100) == stage.boost_at(10**6) == 1
+    assert StageConfig(name="codec", steps=1).boost_at(0) == 1
 
 
 def test_bad_stage_settings_stop_the_run_before_any_stage_starts(photos, tmp_path):
@@ -118,30 +100,18 @@ def test_bad_stage_settings_stop_the_run_before_any_stage_starts(photos, tmp_pat
         cfg["stages"][1:] = [{"name": "decoder", "steps": 2, **setting}]
         config = tmp_path / f"config{i}.yaml"
         config.write_text(yaml.safe_dump(cfg))
-        with pytest.raises(train.GencodecError, match="final_step_fraction must be|unknown loss weight"):
+        with pytest.raises(GencodecError, match="final_step_fraction must be|loss_weights.lpip: unknown key"):
             train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / f"run{i}"), "--cpu"])
         assert not (tmp_path / f"run{i}" / "codec").exists()  # the codec stage before it never ran
-    with pytest.raises(train.GencodecError, match="trains the codec only: 'final_step_fraction'"):
-        train.check_stage(cfg, {"name": "codec", "final_step_fraction": 0.5})
-    with pytest.raises(train.GencodecError, match="trains the codec only: 'train_synthesis'"):
-        train.check_stage(cfg, {"name": "codec", "train_synthesis": True})
-    with pytest.raises(train.GencodecError, match="decoder stages only"):
-        train.check_stage(cfg, {"name": "joint", "train_synthesis": True})
-    with pytest.raises(train.GencodecError, match="must be true or false"):
-        train.check_stage(cfg, {"name": "decoder", "train_synthesis": "yes"})
-    with pytest.raises(train.GencodecError, match="'base' applies only with train_synthesis"):
-        train.check_stage(cfg, {"name": "decoder", "loss_weights": {"base": 10.0}})
-    train.check_stage(cfg, {"name": "decoder", "train_synthesis": True, "loss_weights": {"base": 10.0}})
 
 
 def test_a_decoder_stage_may_train_the_synthesis_but_never_the_code():
-    train = _train_module()
     model = gencodec.GenCodecModel(**yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))["model"])
     names = {id(p): n for n, p in model.named_parameters()}
-    with_g = {names[id(p)].split(".")[0] for p in train.trainable_parameters(model, "decoder", train_synthesis=True)}
+    with_g = {names[id(p)].split(".")[0] for p in trainable_parameters(model, "decoder", train_synthesis=True)}
     assert with_g == {"denoiser", "synthesis"}
     assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"denoiser", "synthesis"}
-    without = {names[id(p)].split(".")[0] for p in train.trainable_parameters(model, "decoder")}
+    without = {names[id(p)].split(".")[0] for p in trainable_parameters(model, "decoder")}
     assert without == {"denoiser"}
 
 
@@ -169,10 +139,9 @@ def test_training_the_synthesis_keeps_every_file_byte_and_realism_0_follows_it(p
 
 
 def test_rate_quantizer_switches_at_its_step():
-    train = _train_module()
-    stage = {"rate_quantizer": "ste", "rate_quantizer_from": 10}
-    assert [train.rate_quantizer(stage, s) for s in (0, 9, 10, 11)] == ["noise", "noise", "ste", "ste"]
-    assert train.rate_quantizer({}, 5) == "noise"
+    stage = StageConfig(name="codec", steps=1, rate_quantizer="ste", rate_quantizer_from=10)
+    assert [stage.rate_quantizer_at(s) for s in (0, 9, 10, 11)] == ["noise", "noise", "ste", "ste"]
+    assert StageConfig(name="codec", steps=1).rate_quantizer_at(5) == "noise"
 
 
 def test_straight_through_rate_is_the_real_rate(rich_codec):
@@ -200,16 +169,16 @@ def test_straight_through_rate_is_the_real_rate(rich_codec):
         model.latent_codec(y, level)
 
 
-def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path, capsys):
+def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path, capsys, monkeypatch):
     train = _train_module()
     seen = []
-    real_objective = train.codec_objective
+    real_objective = runner.codec_objective
 
     def recording_objective(model, x, level, lambdas):
         seen.append(lambdas.tolist())
         return real_objective(model, x, level, lambdas)
 
-    train.codec_objective = recording_objective
+    monkeypatch.setattr(runner, "codec_objective", recording_objective)
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
     cfg["trackers"] = []
     cfg["stages"] = [{"name": "codec", "steps": 2, "lambdas": [0.01, 0.02, 0.04, 0.08]},
@@ -226,7 +195,7 @@ def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path,
     assert gencodec.load(out / "model", device="cpu").model.config.trained_steps == 5
 
 
-def test_a_bad_level_init_is_a_clear_error(photos, tmp_path):
+def test_a_bad_level_init_stops_the_run_before_any_stage_starts(photos, tmp_path):
     train = _train_module()
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
     cfg["trackers"] = []
@@ -234,11 +203,12 @@ def test_a_bad_level_init_is_a_clear_error(photos, tmp_path):
                      {"name": "codec_low", "objective": "codec", "steps": 1, "level_init": [0, 9, 1, 2]}]
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(train.GencodecError, match="stage 'codec_low': level_init: copy_levels needs 4 source"):
+    with pytest.raises(GencodecError, match=r"stage 'codec_low': level_init needs 4 source levels in \[0, 4\)"):
         train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"), "--cpu"])
+    assert not (tmp_path / "run").exists()
     cfg["stages"] = [{"name": "codec", "steps": 1, "level_init": [0, 0, 1, 2]}]
     config.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(train.GencodecError, match="stage 'codec' has level_init but no warm start"):
+    with pytest.raises(GencodecError, match="stage 'codec' has level_init but no warm start"):
         train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run2"), "--cpu"])
 
 
@@ -248,5 +218,28 @@ def test_a_stage_with_an_unknown_objective_is_a_clear_error(photos, tmp_path):
     cfg["stages"] = [{"name": "codec_low", "steps": 2}]
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(train.GencodecError, match="unknown objective 'codec_low'.*set `objective:`"):
+    with pytest.raises(GencodecError, match="unknown objective 'codec_low'.*set `objective:`"):
         train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"), "--cpu"])
+
+
+def test_a_stage_in_the_run_but_not_the_config_is_a_clear_error(photos, tmp_path):
+    train = _train_module()
+    with pytest.raises(GencodecError, match="stage 'decodr' is not in the config"):
+        train.main(["--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(photos),
+                    "--out", str(tmp_path / "run"), "--cpu", "--stages", "codec,decodr"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_training_extra_is_one_line(monkeypatch, capsys):
+    """Without a package of the `train` extra, train.py names the extra and exits 1 (no traceback)."""
+    import runpy
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lpips", None)  # as if it were not installed
+    monkeypatch.setattr(sys, "argv", ["train.py", "--help"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_path(str(ROOT / "train" / "train.py"), run_name="__main__")
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: error: ") and "'lpips'" in err and "gencodec[train]" in err
+    assert err.count("\n") == 1

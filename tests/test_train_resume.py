@@ -17,9 +17,9 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from .conftest import smooth_image
+from .conftest import ROOT, smooth_image
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test here trains in a subprocess
 
 
 @pytest.fixture(scope="module")

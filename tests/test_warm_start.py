@@ -3,23 +3,18 @@ and networks that start afresh; train/train.py and train/export.py build each st
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
 from PIL import Image
 
 import gencodec
+from gencodec.errors import GencodecError
 from gencodec.pretrained import untrained_model
 
-from .conftest import TINY_DECODER, smooth_image
-from .test_refiner import SMALL, _model
-from .test_train import _train_module
-
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, SMALL, TINY_DECODER, load_script, smooth_image
+from .conftest import small_model as _model
+from .conftest import train_module as _train_module
 
 
 def test_a_warm_start_that_does_not_fit_is_refused_in_one_line():
@@ -50,17 +45,6 @@ def test_a_fresh_network_is_not_taken_from_the_warm_start():
         wider.load_warm_start(trained.state_dict(), fresh=("decoder",))
 
 
-def _export_module():
-    spec = importlib.util.spec_from_file_location("gencodec_export", ROOT / "train" / "export.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "train"))  # as when run as a script: train.py sits beside it
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "train"))
-    return module
-
-
 def _run_two_stages(tmp_path, second: dict):
     """A 2-step codec stage, then `second` from its export, on the tiny config; returns what the test needs."""
     photos = tmp_path / "photos"
@@ -87,14 +71,14 @@ def test_a_stage_adds_a_refiner_to_its_warm_start_and_says_so(tmp_path, capsys):
     assert refined.denoiser.refiner is not None
     assert refined.config.generative_decoder["block_out_channels"] == [32, 32]  # the rest merged in
     # A checkpoint of that stage exports with the stage's model.
-    export = _export_module()
+    export = load_script("export")
     checkpoint = out / "codec_refined" / "checkpoints" / "checkpoint-1"
     assert export.main(["--config", str(config), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "e")]) == 0
     assert gencodec.load(tmp_path / "e", device="cpu").model.denoiser.refiner is not None
     # The other way round a model would lose trained tensors: refused before any training.
     cfg["stages"] = [{"name": "codec", "steps": 1, "init": str(out / "model")}]
     config.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(train.GencodecError, match="does not fit the config's model: .* e.g. 'denoiser.refiner"):
+    with pytest.raises(GencodecError, match="does not fit the config's model: .* e.g. 'denoiser.refiner"):
         train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "c"), "--cpu"])
 
 
@@ -107,19 +91,20 @@ def test_a_stage_starts_a_wider_denoiser_afresh_on_a_trained_codec(tmp_path, cap
     assert wide.config.generative_decoder["block_out_channels"] == [48, 48]
     cfg["stages"] = [{"name": "codec", "steps": 1, "fresh": ["denoiser"]}]
     config.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(train.GencodecError, match="stage 'codec' has fresh but no warm start"):
+    with pytest.raises(GencodecError, match="stage 'codec' has fresh but no warm start"):
         train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "b"), "--cpu"])
 
 
 def test_a_stage_model_setting_is_checked_before_any_stage_starts(tmp_path):
     train = _train_module()
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
-    for key, bad, message in (("model", {"refine": 8}, "stage 'codec': unknown model setting 'refine'"),
-                              ("model", 8, "stage 'codec': model must be a mapping"),
-                              ("fresh", ["decoder"], "stage 'codec': fresh must be a list of networks among"),
-                              ("fresh", "denoiser", "stage 'codec': fresh must be a list")):
+    for key, bad, message in (("model", {"refine": 8}, r"stages\[0\].model.refine: unknown key \(known: latent_"),
+                              ("model", 8, r"stages\[0\].model: expected a mapping, got 8"),
+                              ("fresh", ["decoder"], r"stages\[0\].fresh\[0\]: expected one of analysis, "),
+                              ("fresh", "denoiser", r"stages\[0\].fresh: expected a list, got 'denoiser'")):
         cfg["stages"] = [{"name": "codec", "steps": 1, key: bad}]
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(cfg))
-        with pytest.raises(train.GencodecError, match=message):
+        with pytest.raises(GencodecError, match=message):
             train.main(["--config", str(config), "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--cpu"])
+        assert not (tmp_path / "run").exists()

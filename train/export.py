@@ -19,14 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
 from safetensors.torch import load_file
 
 from gencodec.errors import GencodecError
+from gencodec.extras import require_extra
 from gencodec.model import GenCodecModel
 from gencodec.pretrained import load_model
 from gencodec.training.export import export_model
-from train import stage_model_config  # train/train.py, beside this script
 
 
 def main(argv=None) -> int:
@@ -52,14 +51,15 @@ def main(argv=None) -> int:
     weights = ckpt / "model.safetensors"
     if not weights.is_file() or not (ckpt / "COMPLETE").is_file():
         raise GencodecError(f"'{ckpt}' is not a complete checkpoint (no model.safetensors or COMPLETE marker)")
-    with open(args.config) as f:
-        cfg = yaml.safe_load(f)
-    # A stage may change the model (train.py: stage_model_config): the checkpoint's
-    # stage is the folder it sits in, OUT/<stage>/checkpoints/checkpoint-<step>.
-    stage = {s["name"]: s for s in cfg.get("stages", [])}.get(args.stage or ckpt.parent.parent.name)
-    if args.stage and stage is None:
+    with require_extra("train", "train/export.py"):
+        from gencodec.training.config import load_config
+    cfg = load_config(args.config)
+    # A stage may change the model (its own `model:`, see TrainConfig.resolve): the
+    # checkpoint's stage is the folder it sits in, OUT/<stage>/checkpoints/checkpoint-<step>.
+    name = args.stage or ckpt.parent.parent.name
+    if args.stage and name not in cfg.names:
         raise GencodecError(f"stage '{args.stage}' is not in {args.config}")
-    model = GenCodecModel(**(stage_model_config(cfg, stage) if stage else cfg["model"]))
+    model = GenCodecModel(**(cfg.resolve(cfg.names.index(name)).model if name in cfg.names else cfg.model))
     state = load_file(str(weights))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -1,0 +1,270 @@
+"""The stage runner: the stages of a TrainConfig in turn, each one plain accelerate loop.
+
+`run(cfg, options)` trains the stages `options` asks for, in config order
+(train/train.py is its command line). Each stage has its own folder in the run:
+
+    OUT/<stage>/checkpoints/   accelerate state (gencodec.training.checkpoints)
+    OUT/<stage>/metrics.csv    one row per logged step (gencodec.training.tracking)
+    OUT/<stage>/model/         the exported model (what gencodec.load reads)
+
+A stage starts from its warm start (gencodec.training.warm_start) and is done
+once its exported model has its steps; `resume` continues an unfinished stage
+from its newest complete checkpoint. OUT/model is the final stage's export.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from ..errors import GencodecError
+from ..fileio import atomic_output
+from .checkpoints import TrainState, exported_steps, latest_checkpoint, remove_unfinished_saves, save_checkpoint
+from .config import Stage, TrainConfig
+from .data import make_dataset
+from .export import export_model
+from .objectives import GenerativeObjective, codec_objective, random_levels
+from .parameters import averaged_parameters, parameter_groups, trainable_parameters
+from .tracking import MetricsLog, PeriodicValidation, flat_config, write_rank_report
+from .warm_start import build_stage_model
+
+
+@dataclass
+class RunOptions:
+    """What the command line adds to a config (train/train.py)."""
+
+    out: Path                          # the run folder
+    data: str | None = None            # training images; overrides data.train
+    resume: bool = False               # continue unfinished stages from their newest checkpoint
+    steps: int | None = None           # every stage's number of steps (smoke tests)
+    stages: list[str] | None = None    # the stages to run (in config order); None: all
+    lpips_weights: str | None = None   # LPIPS AlexNet weights (or GENCODEC_LPIPS_WEIGHTS)
+    cpu: bool = False                  # train on the CPU even if a GPU is present
+
+
+def run(cfg: TrainConfig, options: RunOptions) -> Path | None:
+    """Train the stages asked for, in config order; returns the last one's export folder."""
+    wanted = options.stages or cfg.names
+    unknown = [n for n in wanted if n not in cfg.names]
+    if unknown:
+        raise GencodecError(f"stage '{unknown[0]}' is not in the config (it has {', '.join(cfg.names)})")
+    final = None
+    for index, name in enumerate(cfg.names):
+        if name in wanted:
+            final = run_stage(cfg, cfg.resolve(index), options)
+    last = options.out / cfg.names[-1] / "model"
+    if final == last and (last / "config.json").exists():
+        with atomic_output(options.out / "model") as tmp:
+            shutil.copytree(last, tmp)
+    return final
+
+
+def run_stage(cfg: TrainConfig, stage: Stage, options: RunOptions) -> Path:
+    """Train one stage to its step count (unless its export has them); returns its exported model folder."""
+    stage_run = StageRun(cfg, stage, options)
+    if stage_run.done():
+        stage_run.accelerator.print(f"stage '{stage.name}' is done ({stage_run.export_dir}); skipping")
+        return stage_run.export_dir
+    stage_run.setup()
+    stage_run.train()
+    stage_run.finish()
+    return stage_run.export_dir
+
+
+class StageRun:
+    """One stage's training: the model from its warm start (on construction), then setup(), train(), finish()."""
+
+    def __init__(self, cfg: TrainConfig, stage: Stage, options: RunOptions):
+        self.cfg, self.stage, self.options = cfg, stage, options
+        self.dir = options.out / stage.name
+        self.export_dir = self.dir / "model"
+        self.checkpoint_dir = self.dir / "checkpoints"
+        self.steps = options.steps or stage.config.steps
+        self.accelerator = Accelerator(cpu=options.cpu, mixed_precision=stage.optim.mixed_precision,
+                                       gradient_accumulation_steps=stage.optim.gradient_accumulation_steps,
+                                       log_with=cfg.trackers or None, project_dir=str(self.dir))
+        set_seed(cfg.seed + stage.index, device_specific=True)  # before building: the init is seeded too
+        self.model, self.start_steps = build_stage_model(stage, options.out, self.accelerator.print)
+
+    def done(self) -> bool:
+        steps = exported_steps(self.export_dir)
+        return steps is not None and steps >= self.start_steps + self.steps
+
+    def setup(self) -> None:
+        """Data, optimizers, objective, EMA, the resumed state, and what the stage records."""
+        self._data()
+        self._optimizers()
+        self._objective()
+        self._ema_and_state()
+        # The loader draws its seed from the global RNG when iterated: draw it before
+        # a resume restores the RNG, so the restored state is exactly the saved one.
+        self.batches = iter(self.loader)
+        self._resume()
+        self._tracking()
+
+    def _data(self) -> None:
+        data = self.stage.data
+        path = self.options.data or data.train
+        if not path:
+            raise GencodecError("no training data: pass --data or set data.train in the config")
+        acc = self.accelerator
+        self.dataset = make_dataset(path, data.crop_size, rank=acc.process_index, world_size=acc.num_processes,
+                                    seed=self.cfg.seed + self.stage.index)
+        # The dataset already splits files between processes: the loader is not re-sharded.
+        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=data.batch_size,
+                                                  num_workers=data.num_workers, drop_last=True)
+
+    def _optimizers(self) -> None:
+        """AdamW over what the stage trains (a decoder stage may train the base synthesis G too: G only
+        turns y^ into pixels, so the files keep their bytes), and its learning-rate schedule."""
+        optim, stage = self.stage.optim, self.stage
+        self.params = trainable_parameters(self.model, stage.kind, stage.train_synthesis)
+        groups = parameter_groups(self.model, self.params, optim.lr, optim.entropy_lr_scale)
+        self.optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas),
+                                           weight_decay=optim.weight_decay)
+        self.scheduler = get_scheduler(optim.schedule, self.optimizer, num_warmup_steps=optim.warmup_steps,
+                                       num_training_steps=self.steps)
+
+    def _objective(self) -> None:
+        """The codec objective, or the generative one with its discriminator and LPIPS net; then prepare."""
+        acc, stage = self.accelerator, self.stage
+        self.objective = self.discriminator = self.d_optimizer = None
+        if stage.kind == "codec":
+            self.model, self.optimizer, self.scheduler = acc.prepare(self.model, self.optimizer, self.scheduler)
+            return
+        from ..evaluation.perceptual import load_lpips
+        from .discriminator import ConditionalDiscriminator
+        disc = self.cfg.discriminator
+        discriminator = ConditionalDiscriminator(self.stage.model_setting("latent_channels"),
+                                                 channels=tuple(disc.channels))
+        d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=disc.lr, betas=(0.5, 0.9))
+        self.model, self.optimizer, self.scheduler, self.discriminator, self.d_optimizer = acc.prepare(
+            self.model, self.optimizer, self.scheduler, discriminator, d_optimizer)
+        lpips_net = load_lpips(self.options.lpips_weights).to(acc.device)
+        self.objective = GenerativeObjective(lpips_net, self.discriminator, stage.loss_weights,
+                                             train_codec=(stage.kind == "joint"),
+                                             final_step_fraction=stage.final_step_fraction,
+                                             train_synthesis=(stage.kind == "joint" or stage.train_synthesis))
+
+    def _ema_and_state(self) -> None:
+        """The EMA of the decoder's weights (the export uses it) and the step, both checkpointed."""
+        acc = self.accelerator
+        self.raw_model = acc.unwrap_model(self.model)
+        self.ema = None
+        if self.stage.kind != "codec" and self.cfg.ema_decay:
+            self.ema = EMAModel(self._averaged(self.raw_model), decay=self.cfg.ema_decay)
+            self.ema.to(acc.device)
+            acc.register_for_checkpointing(self.ema)
+        self.state = TrainState()
+        acc.register_for_checkpointing(self.state)
+
+    def _averaged(self, model) -> list[torch.nn.Parameter]:
+        return averaged_parameters(model, self.stage.train_synthesis)
+
+    def _resume(self) -> None:
+        if self.accelerator.is_main_process:
+            remove_unfinished_saves(self.checkpoint_dir)
+        if not self.options.resume:
+            return
+        latest = latest_checkpoint(self.checkpoint_dir)
+        if latest is not None:
+            self.accelerator.load_state(str(latest))
+            self.accelerator.print(f"stage '{self.stage.name}': resumed from {latest} at step {self.state.step}")
+
+    def _tracking(self) -> None:
+        acc, cfg = self.accelerator, self.cfg
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if cfg.trackers:
+            acc.init_trackers("tensorboard", config=flat_config(cfg, stage=self.stage.name, steps=self.steps))
+        self.metrics_log = MetricsLog(acc, self.dir / "metrics.csv", cfg.log_every, last=self.steps,
+                                      first=self.state.step, offset=self.start_steps)
+        self.validation = PeriodicValidation(cfg, self.stage, self.dir, acc.device, self.options.lpips_weights) \
+            if acc.is_main_process else None
+        self.lambdas = torch.tensor(self.stage.lambdas, dtype=torch.float32, device=acc.device)
+
+    def train(self) -> None:
+        """The loop: a generator step (and a discriminator step), then the EMA, logs, validation, checkpoints."""
+        acc, state = self.accelerator, self.state
+        bar = tqdm(total=self.steps, initial=state.step, desc=self.stage.name, disable=not acc.is_main_process,
+                   dynamic_ncols=True)
+        self.model.train()
+        while state.step < self.steps:
+            x = next(self.batches).to(acc.device)
+            metrics = self.generator_step(x)
+            if self.objective is not None:
+                metrics.update(self.discriminator_step())
+            if not acc.sync_gradients:
+                continue
+            if self.ema is not None:
+                self.ema.step(self._averaged(self.raw_model))
+            state.step += 1
+            bar.update(1)
+            if self.metrics_log.due(state.step):
+                row = self.metrics_log.log(state.step, self.scheduler.get_last_lr()[0], x.shape[0], metrics)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
+            if self.validation is not None and self.validation.due(state.step, self.steps):
+                self.validate(bar)
+            if state.step % self.cfg.checkpoint_every == 0 or state.step == self.steps:
+                save_checkpoint(acc, self.checkpoint_dir, state.step, self.cfg.keep_checkpoints)
+        bar.close()
+
+    def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step of the model (or one micro-batch of it, with gradient accumulation)."""
+        acc, own, step = self.accelerator, self.stage.config, self.state.step
+        level = random_levels(x.shape[0], self.raw_model.n_levels, x.device)
+        self.raw_model.latent_codec.rate_quantizer = own.rate_quantizer_at(step)
+        with acc.accumulate(self.model):
+            with acc.autocast():
+                if self.objective is None:
+                    loss, metrics = codec_objective(self.model, x, level, self.lambdas * own.boost_at(step))
+                else:
+                    loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas)
+            if not torch.isfinite(loss):
+                raise GencodecError(f"non-finite loss ({loss.item()}) in stage '{self.stage.name}' at step {step}; "
+                                    "lower the learning rate or resume from an earlier checkpoint")
+            acc.backward(loss)
+            if acc.sync_gradients and self.stage.optim.grad_clip:
+                acc.clip_grad_norm_(self.params, self.stage.optim.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return metrics
+
+    def discriminator_step(self) -> dict[str, torch.Tensor]:
+        """One step of the discriminator on the generator step's real and generated images."""
+        with self.accelerator.accumulate(self.discriminator):
+            d_loss, d_metrics = self.objective.discriminator_loss()
+            self.d_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left on D
+            self.accelerator.backward(d_loss)
+            self.d_optimizer.step()
+            self.d_optimizer.zero_grad(set_to_none=True)
+        return d_metrics
+
+    def validate(self, bar) -> None:
+        step = self.start_steps + self.state.step
+        lpips_net = self.objective.lpips if self.objective is not None else None
+        val_metrics = self.validation.run(self.raw_model, lpips_net, step)
+        self.accelerator.log(val_metrics, step=step)
+        bar.write(" ".join(f"{k}={v:.4g}" for k, v in val_metrics.items()))
+
+    def finish(self) -> None:
+        """Every process's report, then the export (with the EMA's weights, where there is one)."""
+        acc = self.accelerator
+        write_rank_report(acc, self.raw_model, self.dataset.share_size, self.dir)
+        if acc.is_main_process:
+            export = copy.deepcopy(self.raw_model)
+            if self.ema is not None:  # the release uses the averaged decoder weights
+                self.ema.copy_to(self._averaged(export))
+            export_model(export, self.export_dir, self.start_steps + self.steps)
+            acc.print(f"stage '{self.stage.name}': exported {self.export_dir}")
+        acc.wait_for_everyone()
+        acc.end_training()

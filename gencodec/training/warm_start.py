@@ -1,0 +1,49 @@
+"""A stage's model: built from its settings, then loaded from its warm start, each step said aloud.
+
+A stage starts from the export of the stage before it, or from the model
+folder its `init` names; the warm start must fit the stage's model but for
+modules added as the identity (GenCodecModel.ADDABLE_MODULES) and the
+networks the stage starts afresh (`fresh`). `level_init` then re-levels the
+entropy model (HyperpriorLatentCodec.copy_levels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import GencodecError
+from ..model import GenCodecModel
+from .checkpoints import exported_steps
+from .config import Stage
+
+
+def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = print) -> tuple[GenCodecModel, int]:
+    """The stage's model, from its warm start if it has one; and the steps the warm start was trained."""
+    model = GenCodecModel(**stage.model)
+    init = stage.warm_start(out)
+    if init is None:
+        return model, 0
+    name, own = stage.name, stage.config
+    steps = exported_steps(init)
+    if steps is None:
+        raise GencodecError(f"stage '{name}' starts from '{init}', which holds no exported model; "
+                            "run the stage before it first")
+    try:
+        added = model.load_warm_start(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict(),
+                                      fresh=tuple(own.fresh))
+    except ValueError as exc:
+        raise GencodecError(f"stage '{name}': the warm start {init} does not fit the config's model: {exc}") from None
+    say(f"stage '{name}': warm start from {init} ({steps} steps)")
+    for module in added:
+        say(f"stage '{name}': {module} is new (it starts as the identity)")
+    for network in own.fresh:
+        say(f"stage '{name}': the {network} starts afresh, not from the warm start")
+    if own.level_init is not None:
+        try:
+            model.latent_codec.copy_levels(list(own.level_init), own.level_init_log_gain_offsets,
+                                           own.level_init_log_z_gain_offsets)
+        except ValueError as exc:
+            raise GencodecError(f"stage '{name}': level_init: {exc}") from None
+        say(f"stage '{name}': levels start from levels {list(own.level_init)}")
+    return model, steps
