@@ -1,7 +1,9 @@
-"""The command line: `gencodec compress / decompress / info`, called in-process through main().
+"""The command line: `gencodec compress / decompress / info`, called in-process through main(),
+and how the tools' commands join it (help, missing optional packages).
 
-One subprocess test at the end proves the console script, `python -m gencodec`
-and stdin/stdout piping work for real.
+Subprocess tests at the end prove the console script, `python -m gencodec`
+and stdin/stdout piping work for real, and that the runtime's commands never
+import the tools.
 """
 
 from __future__ import annotations
@@ -200,6 +202,20 @@ def test_failed_write_leaves_no_partial_output(capsysbinary, monkeypatch, tmp_pa
     assert leftovers(tmp_path) == []
 
 
+def test_an_output_that_appears_while_writing_is_kept(capsysbinary, monkeypatch, tmp_path, png):
+    target = tmp_path / "x.gcz"
+    real_fsync = os.fsync
+
+    def racing_fsync(fd):
+        target.write_bytes(b"someone else's")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", racing_fsync)
+    assert_one_line_error(*run(capsysbinary, "compress", png, "-o", target, *MODEL), "already exists", "--force")
+    assert target.read_bytes() == b"someone else's"
+    assert leftovers(tmp_path) == []
+
+
 def test_missing_output_folder(capsysbinary, tmp_path, png):
     assert_one_line_error(*run(capsysbinary, "compress", png, "-o", tmp_path / "nope" / "x.gcz", *MODEL),
                           "does not exist")
@@ -321,6 +337,32 @@ def test_subcommand_help(capsysbinary, command):
     assert "--model" in text and "default" in text
 
 
+TOOLS = ["demo", "bench", "eval", "report", "pack"]
+
+
+def test_top_level_help_lists_every_command(capsysbinary):
+    code, out, _ = run(capsysbinary, "--help")
+    listed = [line.split()[0] for line in out.decode().splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert code == 0 and listed == ["compress", "decompress", "info", *TOOLS]
+
+
+@pytest.mark.parametrize("command", TOOLS)
+def test_tool_help(capsysbinary, command):
+    code, out, _ = run(capsysbinary, command, "--help")
+    text = out.decode()
+    assert code == 0
+    assert text.startswith(f"usage: gencodec {command} ") and "example:" in text and f"gencodec {command} " in text
+
+
+def test_defaults_shown_by_pack_help_are_pack_shards(capsysbinary):
+    from gencodec.training.data import DEFAULT_MAX_SHARD_BYTES, DEFAULT_QUALITY
+    code, out, _ = run(capsysbinary, "pack", "--help")
+    text = " ".join(out.decode().split())
+    assert code == 0
+    assert f"default: {DEFAULT_MAX_SHARD_BYTES / 1e6:g}" in text and f"default: {DEFAULT_QUALITY} with" in text
+
+
 def test_version(capsysbinary):
     import gencodec
     code, out, _ = run(capsysbinary, "--version")
@@ -330,6 +372,25 @@ def test_version(capsysbinary):
 def test_no_command_is_a_usage_error(capsysbinary):
     code, _, err = run(capsysbinary)
     assert code == 2 and "usage:" in err
+
+
+# -- the tools' optional packages ----------------------------------------------------------------
+
+def test_report_without_matplotlib_names_the_extra(capsysbinary, monkeypatch, tmp_path):
+    (tmp_path / "results.json").write_text('{"records": []}')
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    line = assert_one_line_error(*run(capsysbinary, "report", tmp_path), "optional package")
+    assert "'gencodec report'" in line and "'matplotlib'" in line and "pip install 'gencodec[eval]'" in line
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_pack_without_its_packages_names_the_extra(capsysbinary, monkeypatch, tmp_path):
+    monkeypatch.delitem(sys.modules, "gencodec.training.data", raising=False)  # so that it is imported again
+    monkeypatch.setitem(sys.modules, "torch.utils.data", None)
+    line = assert_one_line_error(*run(capsysbinary, "pack", tmp_path, tmp_path / "shards"), "optional package")
+    assert "'gencodec pack'" in line and "'torch'" in line and "pip install 'gencodec[train]'" in line
+    assert not (tmp_path / "shards").exists()
 
 
 # -- real processes ------------------------------------------------------------------------------
@@ -362,3 +423,20 @@ def test_pipe_between_two_processes(tmp_path, png, untrained_codec, image_array)
     with Image.open(io.BytesIO(out)) as img:
         assert np.array_equal(np.asarray(img), np.asarray(expected))
 
+
+def test_runtime_commands_import_no_tools(tmp_path, png):
+    """compress, decompress and info build only their own parsers and never import training or evaluation."""
+    gcz, out = str(tmp_path / "x.gcz"), str(tmp_path / "x_out.png")
+    script = f"""
+import sys
+from gencodec.cli import main
+model = {MODEL!r}
+assert main(["compress", {str(png)!r}, "-o", {gcz!r}, "--level", "1", *model]) == 0
+assert main(["info", {gcz!r}]) == 0
+assert main(["decompress", {gcz!r}, "-o", {out!r}, *model]) == 0
+tools = [m for m in sys.modules if m.split(".")[:2] in (["gencodec", "training"], ["gencodec", "evaluation"])]
+assert not tools, tools
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert Path(out).is_file() and "fingerprint:" in result.stdout

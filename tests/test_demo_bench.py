@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from PIL import Image
 
@@ -45,6 +47,22 @@ def test_bench_table(untrained_codec):
     assert "compress s" in lines[1]
 
 
+def test_bench_cli_times_the_models_default_steps(untrained_codec, capsys):
+    assert main(["bench", "--model", "untrained", "--device", "cpu", "--sizes", "32x32", "--levels", "0",
+                 "--repeats", "1"]) == 0
+    row = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["32x32"]][0]
+    assert row[:3] == ["32x32", "0", str(untrained_codec.model.config.diffusion["steps"])]
+
+
+def test_demo_without_scikit_image_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    assert main(["demo", "--model", "untrained", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gencodec: error: 'gencodec demo' needs the optional package")
+    assert "'skimage'" in err and "pip install 'gencodec[eval]'" in err
+
+
 @pytest.mark.skipif(not LPIPS_WEIGHTS.exists(), reason="LPIPS weights (../shared/weights) not present")
 def test_demo_measures_lpips_when_weights_are_given(untrained_codec, tmp_path, capsys):
     photo = tmp_path / "p.png"
@@ -64,3 +82,23 @@ def test_demo_offline_without_lpips_weights_says_so(tmp_path, capsys, monkeypatc
     Image.fromarray(smooth_image(48, 48)).save(photo)
     assert main(["demo", str(photo), "--model", "untrained", "--levels", "0", "--out", str(tmp_path / "o")]) == 0
     assert "LPIPS skipped: no AlexNet weights file" in capsys.readouterr().err
+
+
+def test_cold_start_table_times_each_step_in_fresh_processes(untrained_codec, monkeypatch):
+    from gencodec.evaluation import cold_start
+
+    ran = []
+
+    def fake_seconds(command):  # what a fresh process would run, timed by its position
+        ran.append(command)
+        return float(len(ran))
+
+    monkeypatch.setattr(cold_start, "_seconds", fake_seconds)
+    lines = []
+    rows = cold_start.run_cold_start(untrained_codec, "untrained", repeats=3, size=(64, 48), log=lines.append)
+    assert [r["step"] for r in rows] == ["python", "import torch", "import gencodec", "gencodec.load()",
+                                         "gencodec decompress"]
+    assert len(ran) == 15 and rows[0]["median_s"] == 6.0 and rows[-1]["max_s"] == 15.0  # interleaved rounds
+    decompress = ran[4]
+    assert decompress[1:4] == ["-m", "gencodec", "decompress"] and "untrained" in decompress
+    assert "gencodec decompress" in lines[-1]

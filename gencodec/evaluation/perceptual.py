@@ -150,3 +150,23 @@ def load_lpips(weights: str | Path | None = None) -> torch.nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def lpips_or_none(weights: str | None, device, warn):
+    """The LPIPS network, or None with a warning when no weights are at hand (a named bad file is an error).
+
+    `warn(message)` reports a skip. Used by the evaluation commands, where LPIPS is optional.
+    """
+    named = weights or os.environ.get(LPIPS_WEIGHTS_ENV)
+    if not named and os.environ.get("HF_HUB_OFFLINE") == "1":
+        # Offline and no file: do not even try lpips' download of the AlexNet backbone.
+        warn(f"LPIPS skipped: no AlexNet weights file (--lpips-weights or {LPIPS_WEIGHTS_ENV}) "
+             "and HF_HUB_OFFLINE=1")
+        return None
+    try:
+        return load_lpips(weights).to(device)
+    except GencodecError as exc:
+        if named:
+            raise
+        warn(f"LPIPS skipped: {' '.join(str(exc).split())}")
+        return None

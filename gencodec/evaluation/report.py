@@ -8,7 +8,6 @@ names; nothing is measured again.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import math
@@ -339,26 +338,10 @@ def write_html_report(results: dict, dir: str | os.PathLike) -> Path:
 # -- command line -----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gencodec.evaluation.report",
-        description="Print the summary table of a `gencodec eval` folder and write its plots and report.html.")
-    parser.add_argument("dir", help="the folder `gencodec eval --out` wrote (or its results.json)")
-    args = parser.parse_args(argv)
-    try:
-        folder = Path(args.dir)
-        results = load_results(folder)
-        folder = folder if folder.is_dir() else folder.parent
-        print(format_table(summary_table(results)))
-        plot_rate_quality(results, folder / PLOTS)
-        print(f"wrote {write_html_report(results, folder)}")
-    except GencodecError as exc:
-        print(f"gencodec.evaluation.report: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"gencodec.evaluation.report: error: {exc.strerror or exc}"
-              + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
-        return 1
-    return 0
+    """`python -m gencodec.evaluation.report DIR`: the same as `gencodec report DIR`."""
+    from gencodec.cli import main as gencodec_main
+
+    return gencodec_main(["report", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

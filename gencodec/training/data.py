@@ -18,7 +18,6 @@ Command line: ``python -m gencodec.training.data pack SRC OUT [--max-shard-mb 45
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -518,43 +517,14 @@ def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTE
 # Command line
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print warnings as one CLI line instead of Python's file:line form."""
-    print(f"gencodec: warning: {message}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gencodec.training.data", description="Prepare gencodec training data.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    pack = commands.add_parser(
-        "pack", help="pack an image folder into tar shards",
-        description="Pack the images under SRC (recursively) into webdataset-style tar shards in OUT, "
-                    "with an index.json. Images under 64 px on the short side are skipped.")
-    pack.add_argument("src", metavar="SRC", help="folder of images (.jpg .jpeg .png .webp)")
-    pack.add_argument("out", metavar="OUT", help="folder to write shard-NNNNNN.tar and index.json into")
-    pack.add_argument("--max-shard-mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 1e6, metavar="MB",
-                      help="largest shard size in MB (10^6 bytes; default %(default)g)")
-    pack.add_argument("--max-side", type=int, metavar="N",
-                      help="downscale so the longer side is at most N px, and re-encode as JPEG")
-    pack.add_argument("--quality", type=int, metavar="Q",
-                      help=f"re-encode as JPEG at quality Q (default {DEFAULT_QUALITY} with --max-side)")
-    args = parser.parse_args(argv)
+    """`python -m gencodec.training.data pack ...`: the same as `gencodec pack ...`."""
+    from gencodec.cli import main as gencodec_main
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", DataWarning)
-        warnings.showwarning = _show_warning
-        try:
-            shards = pack_shards(args.src, args.out, max_shard_bytes=int(args.max_shard_mb * 1e6),
-                                 max_side=args.max_side, quality=args.quality)
-        except GencodecError as exc:
-            print(f"gencodec: error: {exc}", file=sys.stderr)
-            return 1
-    index = json.loads((Path(args.out) / INDEX_NAME).read_text())
-    total = sum(s["bytes"] for s in index["shards"])
-    print(f"packed {index['images']} images into {len(shards)} shards, {total / 1e6:.1f} MB in total "
-          f"({index['skipped']} skipped) -> {args.out}")
-    return 0
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["pack"]:
+        argv = argv[1:]
+    return gencodec_main(["pack", *argv])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,256 @@
+"""The runtime's commands: `gencodec compress`, `gencodec decompress` and `gencodec info`.
+
+Running them never imports gencodec.training or gencodec.evaluation; torch
+and the model load inside the commands that need a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gencodec.cli import common
+from gencodec.cli.common import EXIT_OK, STDIO, GencodecError
+from gencodec.constants import SCHEDULERS, SUFFIX
+
+COMPRESS_DESCRIPTION = """\
+Compress an image (PNG, JPEG, WebP, ... anything Pillow reads) into a .gcz
+file. Transparent images are flattened onto white; EXIF orientation is applied.
+A one-line summary (bytes, bits per pixel, level, size) goes to stderr.
+
+Choose the rate with at most one of --level, --bpp and --max-bytes. --bpp and
+--max-bytes search the model's ladder of levels for the highest level whose
+real file fits the target, and fail (exit status 1) if not even level 0 fits;
+the summary line says which level was chosen.
+"""
+
+COMPRESS_EPILOG = """\
+example:
+  gencodec compress photo.png -o photo.gcz --level 2
+  gencodec compress photo.png                  # writes photo.gcz next to it
+  gencodec compress photo.png --max-bytes 4000 # the highest level that fits 4000 bytes
+  gencodec compress photo.png --bpp 0.05       # ... that fits 0.05 bits per pixel
+  gencodec compress - -o - < photo.png > photo.gcz
+"""
+
+DECOMPRESS_DESCRIPTION = """\
+Decompress a .gcz file into an image. The output format follows OUT's suffix
+(.png, .jpg, .webp, ...); '-o -' writes PNG to stdout. The file must be decoded
+with the model that wrote it.
+
+With a model that has a generative decoder, --realism chooses between the
+distortion-optimal reconstruction (0) and the fully generative one (1), with a
+smooth trade in between; --steps and --seed fix the sampling, so the same file,
+seed and steps always give the same image. None of these is stored in the file.
+"""
+
+DECOMPRESS_EPILOG = """\
+example:
+  gencodec decompress photo.gcz -o decoded.png
+  gencodec decompress photo.gcz -o sharp.png --realism 1 --steps 1 --seed 7
+  gencodec decompress photo.gcz                # writes photo.png next to it
+  gencodec decompress - -o - < photo.gcz > decoded.png
+"""
+
+INFO_DESCRIPTION = """\
+Show what a .gcz file holds: its size in bytes, bits per pixel, level, image
+size, format version and model fingerprint (4 hex digits). Only the header is
+read and checked (magic, length, checksum, version); no model is loaded unless
+--model is given, in which case info also says whether the file was written by
+that model.
+"""
+
+INFO_EPILOG = """\
+example:
+  gencodec info photo.gcz
+  gencodec info photo.gcz --model path/to/model   # does this model decode it?
+"""
+
+
+# -- compress ---------------------------------------------------------------------------------
+
+def _default_output(args: argparse.Namespace, suffix: str, what: str) -> str:
+    """OUT when -o is not given: IN with `suffix`; a usage error when IN is stdin."""
+    if args.input == STDIO:
+        args.subparser.error(f"reading from stdin ('-') needs -o OUT ({what}, or '-' for stdout)")
+    return str(Path(args.input).with_suffix(suffix))
+
+
+def _summary(args: argparse.Namespace, details: str) -> None:
+    """The one line on stderr that says what was written."""
+    source, target = common.stdio_name(args.input, "<stdin>"), common.stdio_name(args.output, "<stdout>")
+    common.info(f"{source} -> {target}: {details}")
+
+
+def _check_rate(args: argparse.Namespace) -> None:
+    if args.level is not None and args.level < 0:
+        raise GencodecError(f"level {args.level} is out of range: levels start at 0")
+    if args.max_bytes is not None and args.max_bytes <= 0:
+        raise GencodecError(f"--max-bytes must be a positive integer, got {args.max_bytes}")
+    if args.bpp is not None and not 0 < args.bpp < float("inf"):
+        raise GencodecError(f"--bpp must be a positive number, got {args.bpp:g}")
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    if args.output is None:
+        args.output = _default_output(args, SUFFIX, "a path")
+    _check_rate(args)
+    if args.input != STDIO:
+        common.check_input(args.input)
+    common.check_output(args.output, args.force)
+
+    source = sys.stdin.buffer if args.input == STDIO else args.input
+    codec = common.load_codec(args)
+    if args.bpp is not None or args.max_bytes is not None:
+        data = codec.compress_to_target(source, bpp=args.bpp, max_bytes=args.max_bytes)
+    else:
+        data = codec.compress(source, level=args.level)
+    common.write_output(args.output, data, args.force)
+
+    info = codec.info(data)
+    common.warn_if_untrained(codec, args)
+    _summary(args, f"{info.bytes} bytes, {info.bpp:.4f} bpp, level {info.level}, {info.width}x{info.height}")
+    return EXIT_OK
+
+
+def _register_compress(subparsers) -> None:
+    p = common.add_command(subparsers, "compress", cmd_compress, help=f"compress an image into a {SUFFIX} file",
+                           description=COMPRESS_DESCRIPTION, epilog=COMPRESS_EPILOG)
+    p.add_argument("input", metavar="IN", help="image to compress, or '-' to read it from stdin")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help=f"the {SUFFIX} file to write, or '-' for stdout; default: IN with its suffix replaced "
+                        f"by {SUFFIX} (required when IN is '-')")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--level", "-l", metavar="L", type=int, default=None,
+                      help="rate level, 0 (smallest file) .. N-1 (most detail); default: the model's middle "
+                           "level, N // 2")
+    rate.add_argument("--bpp", metavar="X", type=float, default=None,
+                      help="target bits per pixel: search the levels for the highest one whose file is at "
+                           "most X bpp; fails if even level 0 is larger")
+    rate.add_argument("--max-bytes", metavar="N", type=int, default=None,
+                      help="target file size: search the levels for the highest one whose file is at most "
+                           "N bytes; fails if even level 0 is larger")
+    common.add_force(p)
+    common.add_model_options(p)
+
+
+# -- decompress -------------------------------------------------------------------------------
+
+def _image_format(name: str) -> str:
+    """The Pillow format to write for an output name ('-' is PNG); GencodecError if Pillow cannot write it."""
+    if name == STDIO:
+        return "PNG"
+    from PIL import Image
+
+    suffix = Path(name).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        what = f"suffix '{suffix}'" if suffix else "no suffix"
+        raise GencodecError(
+            f"cannot write image {common.label(name)}: {what} is not an image format gencodec can write "
+            "(use .png, .jpg, .webp, ...)")
+    return fmt
+
+
+def _encode_image(image, fmt: str) -> bytes:
+    import io
+
+    import numpy as np
+
+    from gencodec.imageio import save_image
+
+    buf = io.BytesIO()
+    save_image(np.asarray(image), buf, format=fmt)
+    return buf.getvalue()
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from gencodec import bitstream
+
+    if args.output is None:
+        args.output = _default_output(args, ".png", "an image path")
+    fmt = _image_format(args.output)
+    common.check_output(args.output, args.force)
+    data = common.read_input(args.input)
+    header = bitstream.peek_header(data)  # a damaged or foreign file fails here, before a model is loaded
+
+    codec = common.load_codec(args)
+    image = codec.decompress(data, realism=args.realism, steps=args.steps, seed=args.seed,
+                             scheduler=args.scheduler)
+    common.write_output(args.output, _encode_image(image, fmt), args.force)
+
+    common.warn_if_untrained(codec, args)
+    _summary(args, f"{image.width}x{image.height}, level {header.level}, {fmt}")
+    return EXIT_OK
+
+
+def _register_decompress(subparsers) -> None:
+    p = common.add_command(subparsers, "decompress", cmd_decompress,
+                           help=f"decompress a {SUFFIX} file into an image",
+                           description=DECOMPRESS_DESCRIPTION, epilog=DECOMPRESS_EPILOG)
+    p.add_argument("input", metavar="IN", help=f"the {SUFFIX} file, or '-' to read it from stdin")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="image to write, format from its suffix (.png, .jpg, .webp, ...), or '-' for PNG "
+                        "on stdout; default: IN with its suffix replaced by .png (required when IN is '-')")
+    p.add_argument("--realism", type=float, default=None, metavar="R",
+                   help="0 (distortion-optimal) .. 1 (fully generative); default: 1 when the model has a "
+                        "generative decoder, else 0")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps of the generative decoder; default: the model's")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed; default: %(default)s")
+    p.add_argument("--scheduler", default=None, choices=SCHEDULERS,
+                   help="diffusers sampler; default: the model's")
+    common.add_force(p)
+    common.add_model_options(p)
+
+
+# -- info -------------------------------------------------------------------------------------
+
+def _model_verdict(args: argparse.Namespace, fingerprint: int) -> str:
+    """Whether the model named by --model wrote a file with this fingerprint."""
+    codec = common.load_codec(args)
+    if codec.fingerprint16 == fingerprint:
+        verdict = "matches: this model decodes the file"
+    else:
+        verdict = (f"does NOT match (model fingerprint {codec.fingerprint16:04x}): "
+                   "the file was encoded with another model")
+    common.warn_if_untrained(codec, args)
+    return f"'{args.model}' {verdict}"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from gencodec import bitstream
+
+    data = common.read_input(args.input)
+    header = bitstream.peek_header(data)
+    rows = [
+        ("file", common.stdio_name(args.input, "<stdin>")),
+        ("bytes", str(len(data))),
+        ("bpp", f"{8 * len(data) / (header.width * header.height):.4f}"),
+        ("level", str(header.level)),
+        ("size", f"{header.width}x{header.height}"),
+        ("version", str(header.version)),
+        ("fingerprint", f"{header.fingerprint:04x}"),
+    ]
+    if args.model is not None:
+        rows.append(("model", _model_verdict(args, header.fingerprint)))
+    width = max(len(key) for key, _ in rows) + 2
+    for key, value in rows:
+        print(f"{key + ':':<{width}}{value}")
+    return EXIT_OK
+
+
+def _register_info(subparsers) -> None:
+    p = common.add_command(subparsers, "info", cmd_info,
+                           help=f"show a {SUFFIX} file's header (no model needed)",
+                           description=INFO_DESCRIPTION, epilog=INFO_EPILOG)
+    p.add_argument("input", metavar="FILE", help=f"the {SUFFIX} file, or '-' to read it from stdin")
+    common.add_model_options(p, None)
+
+
+def register(subparsers) -> None:
+    """Add compress, decompress and info to the `gencodec` parser's subparsers."""
+    _register_compress(subparsers)
+    _register_decompress(subparsers)
+    _register_info(subparsers)

@@ -1,0 +1,81 @@
+"""The training tools' commands: `gencodec pack`.
+
+They need the `gencodec[train]` extra; a missing package is reported as one
+line that names it. Each command imports its implementation when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gencodec.cli import common
+from gencodec.cli.common import EXIT_OK
+from gencodec.constants import IMAGE_SUFFIXES
+
+EXTRA = "train"
+#: pack_shards' defaults, for --help (gencodec.training.data itself needs torch).
+PACK_MAX_SHARD_MB = 45
+PACK_QUALITY = 90
+
+PACK_DESCRIPTION = """\
+Pack the images under SRC (recursively) into webdataset-style tar shards in
+OUT (shard-000000.tar, shard-000001.tar, ...), with an index.json written
+last. A few large files copy and stream far better than many small ones, and
+a re-encoded pack (--max-side, --quality) makes a training set small enough to
+travel. Images that are unreadable or under 64 px on the short side are
+skipped with a warning. Shards of an earlier pack into OUT are replaced."""
+
+PACK_EPILOG = """\
+example:
+  gencodec pack photos/ shards/
+  gencodec pack photos/ shards/ --max-side 768 --quality 90 --max-shard-mb 100"""
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a data warning as one line instead of Python's file:line form."""
+    print(f"{common.PROG}: warning: {common.one_line(message)}", file=sys.stderr)
+
+
+def _pack(args: argparse.Namespace) -> list:
+    """Run pack_shards with the options given (its own defaults for the others); return the shard paths."""
+    from gencodec.training.data import pack_shards
+
+    options = {"max_side": args.max_side, "quality": args.quality}
+    if args.max_shard_mb is not None:
+        options["max_shard_bytes"] = int(args.max_shard_mb * 1e6)
+    return pack_shards(args.src, args.out, **options)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+    from pathlib import Path
+
+    from gencodec.training.data import INDEX_NAME, DataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = _show_warning
+        shards = _pack(args)
+    index = json.loads((Path(args.out) / INDEX_NAME).read_text())
+    total = sum(shard["bytes"] for shard in index["shards"])
+    print(f"packed {index['images']} images into {len(shards)} shards, {total / 1e6:.1f} MB in total "
+          f"({index['skipped']} skipped) -> {args.out}")
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    """Add pack to the `gencodec` parser's subparsers."""
+    p = common.add_command(subparsers, "pack", common.needs_extra(EXTRA, cmd_pack),
+                           help="pack an image folder into tar shards for training",
+                           description=PACK_DESCRIPTION, epilog=PACK_EPILOG)
+    p.add_argument("src", metavar="SRC", help=f"folder of images ({' '.join(IMAGE_SUFFIXES)})")
+    p.add_argument("out", metavar="OUT", help="folder to write shard-NNNNNN.tar and index.json into")
+    p.add_argument("--max-shard-mb", type=float, default=None, metavar="MB",
+                   help=f"largest shard size in MB (10^6 bytes); default: {PACK_MAX_SHARD_MB}")
+    p.add_argument("--max-side", type=int, metavar="N",
+                   help="downscale so the longer side is at most N px, and re-encode as JPEG")
+    p.add_argument("--quality", type=int, metavar="Q",
+                   help=f"re-encode as JPEG at quality Q; default: {PACK_QUALITY} with --max-side, "
+                        "else keep the original files")
