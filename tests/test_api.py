@@ -92,5 +92,8 @@ def test_unknown_models_are_clear_errors(tmp_path, monkeypatch):
 def test_default_transforms_fit_the_size_budget(untrained_codec):
     model = untrained_codec.model
     assert sum(p.numel() for p in model.analysis.parameters()) <= 5_000_000
-    assert model.analysis.downsampling == 16
+    import torch
+    with torch.no_grad():
+        y = model.analysis(torch.zeros(1, 3, 64, 96))
+    assert y.shape[-2:] == (4, 6) and model.analysis.downsampling == 16  # 16x fewer rows and columns
     assert any(type(m).__name__ == "WindowAttention" for m in model.analysis.modules())

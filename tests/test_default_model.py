@@ -15,10 +15,9 @@ import gencodec
 from gencodec.evaluation import metrics
 from gencodec.pretrained import SHIPPED_DIR
 
-from .conftest import KODAK, SHARED
+from .conftest import KODAK, LPIPS_WEIGHTS, ROOT
 
 DEFAULT = SHIPPED_DIR / "default"
-LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
 KODAK_PHOTO = KODAK / "kodim23.png"
 
 
@@ -94,6 +93,7 @@ def _ours_and_best_classical(codec, net, image) -> tuple[float, float]:
     return ours, min(best)
 
 
+@pytest.mark.slow  # a quality and scale search of every classical codec on a Kodak photo, LPIPS-ranked
 @needs_shared
 @pytest.mark.parametrize("name", COMPARISON_PHOTOS)
 def test_realism_1_beats_the_best_classical_codec_at_the_same_bytes(codec, lpips_net, name):
@@ -102,6 +102,7 @@ def test_realism_1_beats_the_best_classical_codec_at_the_same_bytes(codec, lpips
     assert ours < best, f"{name}: LPIPS {ours:.3f} at realism 1 vs {best:.3f} for the best classical codec"
 
 
+@pytest.mark.slow
 @needs_shared
 # strict: once a shipped model beats the classical codecs here, this marker must go.
 @pytest.mark.xfail(strict=True, reason="kodim23 is the one Kodak photo of 24 where the shipped model loses to the "
@@ -116,7 +117,7 @@ def test_the_default_config_builds_the_shipped_architecture():
     """configs/default.yaml's last stage trains the model that ships (stage settings may change it)."""
     import yaml
 
-    from .test_train import ROOT, _train_module
+    from .conftest import train_module as _train_module
     train = _train_module()
     cfg = yaml.safe_load(open(ROOT / "configs" / "default.yaml"))
     built = gencodec.GenCodecModel(**train.stage_model_config(cfg, cfg["stages"][-1])).config

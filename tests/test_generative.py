@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -89,12 +91,34 @@ def test_tiled_decoding_matches_whole_decoding_without_seams(generative_codec, m
     assert steps.max() < 4 * np.median(steps) + 2
 
 
-def test_cli_constants_match_the_sampler():
-    assert cli.DEFAULT_STEPS == diffusion.DEFAULT_STEPS
+def test_cli_decompress_defaults_are_the_codecs_and_its_help_says_so(generative_codec, data, tmp_path, monkeypatch,
+                                                                       capsys):
+    """Without --steps the CLI decodes exactly as Codec.decompress does by default, with the
+    model's number of denoising steps, as `decompress --help` states."""
+    assert cli.main(["decompress", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    entry = re.search(r"--steps STEPS ((?:(?! --).)*)", help_text)  # the option's help, up to the next option
+    assert entry and "default: the model's" in entry.group(1), help_text
+    calls = []
+    denoiser = generative_codec.model.denoiser
+    original = type(denoiser).forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(denoiser), "forward", counting)
+    monkeypatch.setattr(cli.common, "load_codec", lambda args: generative_codec)
+    src, out = tmp_path / "x.gcz", tmp_path / "x.png"
+    src.write_bytes(data)
+    assert cli.main(["decompress", str(src), "-o", str(out), "--realism", "1"]) == 0
+    assert len(calls) == generative_codec.model.config.diffusion["steps"]
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(out)), _decode(generative_codec, data, realism=1.0))
 
 
 def test_cli_decompress_options(generative_codec, data, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_load_codec", lambda args: generative_codec)
+    monkeypatch.setattr(cli.common, "load_codec", lambda args: generative_codec)
     src = tmp_path / "x.gcz"
     src.write_bytes(data)
     for seed in (3, 3, 4):
@@ -110,9 +134,10 @@ def test_cli_decompress_options(generative_codec, data, tmp_path, monkeypatch):
 def test_training_noise_puts_the_asked_fraction_on_the_last_timestep():
     x0 = torch.randn(4000, 3, 2, 2, generator=torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
-    _, t_uniform = TrainingNoise()(x0, generator=gen)
-    x_t, t = TrainingNoise(final_step_fraction=0.5)(x0, generator=gen)
-    last = diffusion.NUM_TRAIN_TIMESTEPS - 1
+    settings = diffusion.diffusion_settings()
+    _, t_uniform = TrainingNoise()(x0, settings, generator=gen)
+    x_t, t = TrainingNoise(final_step_fraction=0.5)(x0, settings, generator=gen)
+    last = settings["num_train_timesteps"] - 1
     assert (t_uniform == last).float().mean() < 0.01
     assert 0.45 < (t == last).float().mean() < 0.55
     assert t.min() < 100  # the rest stay spread over the schedule

@@ -308,11 +308,18 @@ def test_too_large(tmp_path, monkeypatch):
         _assert_one_line_error(e)
         assert "too large" in str(e.value)
     assert load_image(np.zeros((8, 8), np.uint8)).shape == (8, 8, 3)
-    assert imageio.MAX_SIDE == 8 and load_image(np.zeros((1, 1), np.uint8)).shape == (1, 1, 3)
+    assert load_image(np.zeros((1, 1), np.uint8)).shape == (1, 1, 3)
 
 
-def test_default_max_side():
-    assert imageio.MAX_SIDE == 16384
+def test_default_max_side_is_the_file_formats():
+    """Without the patch above: the largest side a .gcz header can hold loads, one more pixel does not."""
+    from gencodec.bitstream import Header
+    Header(level=0, fingerprint=0, width=16384, height=1)
+    with pytest.raises(ValueError):
+        Header(level=0, fingerprint=0, width=16385, height=1)
+    assert load_image(np.zeros((1, 16384), np.uint8)).shape == (1, 16384, 3)
+    with pytest.raises(InvalidImageError, match="too large"):
+        load_image(np.zeros((16385, 1), np.uint8))
 
 
 # --- tensors, padding, saving --------------------------------------------------------------------

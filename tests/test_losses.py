@@ -14,16 +14,14 @@ from gencodec.errors import GencodecError
 from gencodec.training.discriminator import ConditionalDiscriminator
 from gencodec.evaluation.perceptual import LPIPS_WEIGHTS_ENV, SafeLPIPS, load_lpips, safe_normalize
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
-CHECK = SHARED / "weights" / "lpips_check"
+from .conftest import LPIPS_CHECK, LPIPS_WEIGHTS
 
 
 @pytest.fixture(scope="module")
 def lpips_net():
-    if not WEIGHTS.is_file():
-        pytest.skip(f"LPIPS backbone {WEIGHTS} not present")
-    return load_lpips(WEIGHTS)
+    if not LPIPS_WEIGHTS.is_file():
+        pytest.skip(f"LPIPS backbone {LPIPS_WEIGHTS} not present")
+    return load_lpips(LPIPS_WEIGHTS)
 
 
 def _rgb_minus1_1(path: Path) -> torch.Tensor:
@@ -35,9 +33,9 @@ def _rgb_minus1_1(path: Path) -> torch.Tensor:
 # --- LPIPS ------------------------------------------------------------------
 
 def test_lpips_reproduces_published_values(lpips_net):
-    if not all((CHECK / n).is_file() for n in ("ex_ref.png", "ex_p0.png", "ex_p1.png")):
-        pytest.skip(f"LPIPS example images in {CHECK} not present")
-    ref, p0, p1 = (_rgb_minus1_1(CHECK / n) for n in ("ex_ref.png", "ex_p0.png", "ex_p1.png"))
+    if not all((LPIPS_CHECK / n).is_file() for n in ("ex_ref.png", "ex_p0.png", "ex_p1.png")):
+        pytest.skip(f"LPIPS example images in {LPIPS_CHECK} not present")
+    ref, p0, p1 = (_rgb_minus1_1(LPIPS_CHECK / n) for n in ("ex_ref.png", "ex_p0.png", "ex_p1.png"))
     with torch.no_grad():
         d0, d1 = lpips_net(ref, p0).item(), lpips_net(ref, p1).item()
     assert d0 == pytest.approx(0.722, abs=0.002)
@@ -138,8 +136,8 @@ def test_env_var_is_honoured(tmp_path, monkeypatch):
     monkeypatch.setenv(LPIPS_WEIGHTS_ENV, str(missing))
     with pytest.raises(GencodecError, match="from_env.pth"):
         load_lpips()
-    if WEIGHTS.is_file():
-        monkeypatch.setenv(LPIPS_WEIGHTS_ENV, str(WEIGHTS))
+    if LPIPS_WEIGHTS.is_file():
+        monkeypatch.setenv(LPIPS_WEIGHTS_ENV, str(LPIPS_WEIGHTS))
         a = torch.zeros(1, 3, 32, 32)
         with torch.no_grad():
             assert load_lpips()(a, a + 0.5).item() > 0

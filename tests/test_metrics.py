@@ -14,10 +14,7 @@ import torch
 from gencodec.evaluation import metrics
 from gencodec.errors import GencodecError
 
-from .conftest import SHARED, smooth_image
-
-LPIPS_WEIGHTS = SHARED / "weights" / "alexnet_features.pth"
-LPIPS_CHECK = SHARED / "weights" / "lpips_check"
+from .conftest import LPIPS_CHECK, LPIPS_WEIGHTS, smooth_image
 
 
 def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:

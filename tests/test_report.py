@@ -17,9 +17,8 @@ from gencodec.errors import GencodecError
 from gencodec.evaluation.report import (format_table, load_results, main, plot_rate_quality, summary_table,
                              write_html_report)
 
-from .conftest import TINY_DECODER, smooth_image
+from .conftest import ROOT, TINY_DECODER, smooth_image
 
-ROOT = Path(__file__).resolve().parents[1]
 # One photo larger than a crop, one smaller, with a name that needs escaping in HTML and in URLs.
 IMAGES = {"big": (270, 300), "b&<x> #1": (48, 64)}
 NOTE = "LPIPS by <AlexNet> & friends"

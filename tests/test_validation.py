@@ -17,9 +17,7 @@ from gencodec.training.validation import (CAPTION_HEIGHT, GRID_GAP, downscale, g
 
 from gencodec.model import state_dict_sha256
 
-from .conftest import smooth_image
-
-LPIPS_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "alexnet_features.pth"
+from .conftest import LPIPS_WEIGHTS, smooth_image
 
 
 def checksum(model: torch.nn.Module) -> str:
