@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..fileio import atomic_output
 from ..model import GenCodecModel
+from ..pretrained import WEIGHTS_NAME
 
 
 def round_to_half(model: GenCodecModel) -> None:
@@ -39,16 +40,11 @@ def export_model(model: GenCodecModel, out: str | os.PathLike, trained_steps: in
         round_to_half(model)
     model.update_tables()
     model.register_to_config(trained_steps=int(trained_steps))
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    if half:
-        weights = tmp / "diffusion_pytorch_model.safetensors"
-        params = {name for name, p in model.named_parameters() if p.is_floating_point()}
-        state = {k: (v.half() if k in params else v).contiguous() for k, v in load_file(str(weights)).items()}
-        save_file(state, str(weights), metadata={"format": "pt"})
-        weights.chmod(0o644)  # as save_pretrained leaves its files: readable by everyone
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        model.save_pretrained(tmp)
+        if half:
+            weights = tmp / WEIGHTS_NAME
+            params = {name for name, p in model.named_parameters() if p.is_floating_point()}
+            state = {k: (v.half() if k in params else v).contiguous() for k, v in load_file(str(weights)).items()}
+            save_file(state, str(weights), metadata={"format": "pt"})
+            weights.chmod(0o644)  # as save_pretrained leaves its files: readable by everyone
