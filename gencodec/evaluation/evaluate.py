@@ -27,18 +27,24 @@ codec writes files of the same sizes, so only its own decoding is redone.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..imageio import find_images
 from ..errors import GencodecError
-from ..imageio import load_image, save_image
+from ..fileio import write_atomic
+from ..imageio import find_images, load_image, save_image
+
+if TYPE_CHECKING:
+    from ..codec import Codec
 
 RESULTS = "results.json"
 RECORDS = "records.jsonl"
@@ -127,13 +133,7 @@ def _check_run(out: Path, run: dict) -> None:
                 raise GencodecError(
                     f"{out} holds results for another {key} ({old.get(key)!r}, now {run.get(key)!r}); "
                     "use another --out, or --restart to discard them")
-    _atomic_write(path, json.dumps(run, indent=1))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(run, indent=1))
 
 
 class _RecordLog:
@@ -192,6 +192,39 @@ class _EarlierBaselines:
         return self._same_photo[image_name]
 
 
+@dataclass
+class _Job:
+    """What every item of one run needs."""
+
+    codec: Codec
+    out: Path
+    settings: EvalSettings
+    realisms: list[float]
+    measurer: Measurer
+    earlier: _EarlierBaselines
+    log_file: _RecordLog
+
+
+@dataclass
+class _Photo:
+    """One photo under evaluation."""
+
+    name: str
+    image: np.ndarray
+    score: Callable[[np.ndarray], float] | None = None  # ranks classical candidates; made on first need
+
+    @property
+    def width(self) -> int:
+        return self.image.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.image.shape[0]
+
+    def common(self) -> dict:
+        return {"image": self.name, "width": self.width, "height": self.height}
+
+
 def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measurer | None = None,
              inception=None, model_name: str = "", progress: bool = True, log=print,
              baselines_from: str | os.PathLike | None = None) -> dict:
@@ -200,16 +233,28 @@ def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measure
     `baselines_from`: an earlier run's folder, whose classical records are taken
     wherever they still apply instead of searching again.
     """
-    from tqdm.auto import tqdm
-
-    from .baselines import available_codecs, decode as baseline_decode, match_bytes
-
     measurer = measurer or Measurer()
     out = Path(out_dir)
+    photos = _photos_to_evaluate(data_dir, settings)
+    _check_settings(codec, settings)
+    realisms = codec.realism_values(settings.realism)
+    earlier = _EarlierBaselines(baselines_from, measurer)
+    log_file = _open_run(out, codec, settings, model_name)
+    job = _Job(codec, out, settings, realisms, measurer, earlier, log_file)
+    originals = _evaluate_photos(job, photos, _unique_names(photos, Path(data_dir)), progress)
+    return _write_results(job, originals, inception, model_name, log)
+
+
+def _photos_to_evaluate(data_dir, settings: EvalSettings) -> list[Path]:
     photos = find_images(data_dir)
     if not photos:
         raise GencodecError(f"no images (.jpg .jpeg .png .webp) in {str(data_dir)!r}")
-    photos = photos[: settings.limit] if settings.limit else photos
+    return photos[: settings.limit] if settings.limit else photos
+
+
+def _check_settings(codec: Codec, settings: EvalSettings) -> None:
+    from .baselines import available_codecs
+
     bad = [lv for lv in settings.levels if not 0 <= lv < codec.n_levels]
     if bad:
         raise GencodecError(f"level {bad[0]} is out of range: this model has levels 0..{codec.n_levels - 1}")
@@ -217,95 +262,14 @@ def run_eval(codec, data_dir, out_dir, settings: EvalSettings, measurer: Measure
     if missing:
         raise GencodecError(f"classical codec '{missing[0]}' is not available here "
                             f"(available: {', '.join(available_codecs())})")
-    realisms = codec.realism_values(settings.realism)
-    earlier = _EarlierBaselines(baselines_from, measurer)
+
+
+def _open_run(out: Path, codec: Codec, settings: EvalSettings, model_name: str) -> _RecordLog:
+    """The output folder's record log, once its run record agrees with this run."""
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": model_name, "fingerprint": codec.fingerprint, "steps": settings.steps, "seed": settings.seed}
     _check_run(out, run)
-    log_file = _RecordLog(out / RECORDS)
-
-    names = _unique_names(photos, Path(data_dir))
-    per_image = len(settings.levels) * (len(realisms) + len(settings.baselines))
-    bar = tqdm(total=len(photos) * per_image, desc="eval", unit="item", disable=not progress, dynamic_ncols=True)
-    originals = {}
-    for photo, name in zip(photos, names):
-        image = load_image(photo)
-        height, width = image.shape[:2]
-        original_file = f"originals/{name}.png"
-        originals[name] = original_file
-        if not (out / original_file).exists():
-            (out / "originals").mkdir(exist_ok=True)
-            save_image(image, out / original_file)
-        recon = out / "recon" / name
-        recon.mkdir(parents=True, exist_ok=True)
-        common = {"image": name, "width": width, "height": height}
-        score = None
-        for level in settings.levels:
-            todo = [r for r in realisms if _key("gencodec", name, level, r) not in log_file]
-            base_todo = [b for b in settings.baselines if _key(b, name, level, None) not in log_file]
-            if not todo and not base_todo:
-                bar.update(len(realisms) + len(settings.baselines))
-                continue
-            t0 = time.perf_counter()
-            data = codec.compress(image, level=level)
-            encode_s = time.perf_counter() - t0
-            (recon / f"gencodec_L{level}.gcz").write_bytes(data)
-            size = {"bytes": len(data), "bpp": 8 * len(data) / (width * height)}
-            bar.update(len(realisms) - len(todo))
-            for r in todo:
-                t0 = time.perf_counter()
-                decoded = np.asarray(codec.decompress(data, realism=r, steps=settings.steps, seed=settings.seed))
-                decode_s = time.perf_counter() - t0
-                file = f"recon/{name}/gencodec_L{level}_r{r:g}.png"
-                save_image(decoded, out / file)
-                log_file.add({**common, "codec": "gencodec", "level": level, "realism": r,
-                              "steps": settings.steps, **size, **measurer(decoded, image),
-                              "encode_s": encode_s, "decode_s": decode_s, "file": file})
-                bar.update(1)
-            bar.update(len(settings.baselines) - len(base_todo))
-            for name_b in base_todo:
-                reused = earlier.take(name_b, name, image, level, len(data), out)
-                if reused is not None:
-                    log_file.add(reused)
-                    bar.update(1)
-                    continue
-                score = score or measurer.selection_score(image)
-                t0 = time.perf_counter()
-                found = match_bytes(image, name_b, len(data), score=score)
-                search_s = time.perf_counter() - t0
-                record = {**common, "codec": name_b, "level": level, "realism": None, "steps": None,
-                          "target_bytes": len(data)}
-                if found is None:
-                    record.update(bytes=None, bpp=None, skipped=f"no setting fits {len(data)} bytes")
-                else:
-                    t0 = time.perf_counter()
-                    decoded = baseline_decode(found.data, name_b, (width, height))
-                    decode_s = time.perf_counter() - t0
-                    file = f"recon/{name}/{name_b}_L{level}.png"
-                    save_image(decoded, out / file)
-                    record.update(quality=found.quality, scale=found.scale, bytes=found.bytes,
-                                  bpp=8 * found.bytes / (width * height), **measurer(decoded, image),
-                                  encode_s=search_s, decode_s=decode_s, file=file)
-                log_file.add(record)
-                bar.update(1)
-    bar.close()
-
-    records = [r for r in log_file.records.values() if r["image"] in originals]
-    distribution = []
-    if settings.fid:
-        distribution = distribution_metrics(out, records, originals, inception, settings, log)
-    results = {
-        "model": {"name": model_name, "fingerprint": codec.fingerprint,
-                  "trained_steps": int(codec.model.config.trained_steps), "levels": codec.n_levels},
-        "settings": {**asdict(settings), "realism": realisms},
-        "notes": notes(settings, measurer, inception),
-        "records": records,
-        "distribution": distribution,
-        "originals": originals,
-    }
-    _atomic_write(out / RESULTS, json.dumps(results, indent=1))
-    write_csv(out / "results.csv", records)
-    return results
+    return _RecordLog(out / RECORDS)
 
 
 def _unique_names(photos: list[Path], root: Path) -> list[str]:
@@ -314,6 +278,117 @@ def _unique_names(photos: list[Path], root: Path) -> list[str]:
     if len(set(stems)) == len(stems):
         return stems
     return [str(p.relative_to(root).with_suffix("")).replace(os.sep, "__") for p in photos]
+
+
+def _evaluate_photos(job: _Job, photos: list[Path], names: list[str], progress: bool) -> dict[str, str]:
+    """Every item not yet recorded; returns each photo's original file, by photo name."""
+    from tqdm.auto import tqdm
+
+    per_image = len(job.settings.levels) * (len(job.realisms) + len(job.settings.baselines))
+    bar = tqdm(total=len(photos) * per_image, desc="eval", unit="item", disable=not progress, dynamic_ncols=True)
+    originals = {}
+    for photo, name in zip(photos, names):
+        originals[name] = _evaluate_photo(job, photo, name, bar)
+    bar.close()
+    return originals
+
+
+def _evaluate_photo(job: _Job, path: Path, name: str, bar) -> str:
+    """All levels of one photo; returns its original file."""
+    image = load_image(path)
+    original_file = f"originals/{name}.png"
+    if not (job.out / original_file).exists():
+        (job.out / "originals").mkdir(exist_ok=True)
+        save_image(image, job.out / original_file)
+    (job.out / "recon" / name).mkdir(parents=True, exist_ok=True)
+    photo = _Photo(name, image)
+    for level in job.settings.levels:
+        _evaluate_level(job, photo, level, bar)
+    return original_file
+
+
+def _evaluate_level(job: _Job, photo: _Photo, level: int, bar) -> None:
+    """Our file at one level, decoded at each realism, and each classical codec at its size."""
+    realisms, baselines = job.realisms, job.settings.baselines
+    todo = [r for r in realisms if _key("gencodec", photo.name, level, r) not in job.log_file]
+    base_todo = [b for b in baselines if _key(b, photo.name, level, None) not in job.log_file]
+    if not todo and not base_todo:
+        bar.update(len(realisms) + len(baselines))
+        return
+    # Classical codecs are matched to the size of a real file, so it is made even when
+    # only they are left to do.
+    t0 = time.perf_counter()
+    data = job.codec.compress(photo.image, level=level)
+    encode_s = time.perf_counter() - t0
+    (job.out / "recon" / photo.name / f"gencodec_L{level}.gcz").write_bytes(data)
+    bar.update(len(realisms) - len(todo))
+    for realism in todo:
+        job.log_file.add(_our_record(job, photo, level, realism, data, encode_s))
+        bar.update(1)
+    bar.update(len(baselines) - len(base_todo))
+    for codec_name in base_todo:
+        job.log_file.add(_classical_record(job, photo, level, codec_name, len(data)))
+        bar.update(1)
+
+
+def _our_record(job: _Job, photo: _Photo, level: int, realism: float, data: bytes, encode_s: float) -> dict:
+    """Decodes our file at one realism, saving the reconstruction; returns its record."""
+    settings = job.settings
+    t0 = time.perf_counter()
+    decoded = np.asarray(job.codec.decompress(data, realism=realism, steps=settings.steps, seed=settings.seed))
+    decode_s = time.perf_counter() - t0
+    file = f"recon/{photo.name}/gencodec_L{level}_r{realism:g}.png"
+    save_image(decoded, job.out / file)
+    return {**photo.common(), "codec": "gencodec", "level": level, "realism": realism, "steps": settings.steps,
+            "bytes": len(data), "bpp": 8 * len(data) / (photo.width * photo.height),
+            **job.measurer(decoded, photo.image), "encode_s": encode_s, "decode_s": decode_s, "file": file}
+
+
+def _classical_record(job: _Job, photo: _Photo, level: int, codec_name: str, target_bytes: int) -> dict:
+    """One classical codec's best file of at most `target_bytes`, from an earlier run or searched for."""
+    from .baselines import decode as baseline_decode, match_bytes
+
+    reused = job.earlier.take(codec_name, photo.name, photo.image, level, target_bytes, job.out)
+    if reused is not None:
+        return reused
+    photo.score = photo.score or job.measurer.selection_score(photo.image)
+    t0 = time.perf_counter()
+    found = match_bytes(photo.image, codec_name, target_bytes, score=photo.score)
+    search_s = time.perf_counter() - t0
+    record = {**photo.common(), "codec": codec_name, "level": level, "realism": None, "steps": None,
+              "target_bytes": target_bytes}
+    if found is None:
+        record.update(bytes=None, bpp=None, skipped=f"no setting fits {target_bytes} bytes")
+        return record
+    t0 = time.perf_counter()
+    decoded = baseline_decode(found.data, codec_name, (photo.width, photo.height))
+    decode_s = time.perf_counter() - t0
+    file = f"recon/{photo.name}/{codec_name}_L{level}.png"
+    save_image(decoded, job.out / file)
+    record.update(quality=found.quality, scale=found.scale, bytes=found.bytes,
+                  bpp=8 * found.bytes / (photo.width * photo.height), **job.measurer(decoded, photo.image),
+                  encode_s=search_s, decode_s=decode_s, file=file)
+    return record
+
+
+def _write_results(job: _Job, originals: dict[str, str], inception, model_name: str, log) -> dict:
+    """FID/KID over this run's photos, then results.json and results.csv."""
+    records = [r for r in job.log_file.records.values() if r["image"] in originals]
+    distribution = []
+    if job.settings.fid:
+        distribution = distribution_metrics(job.out, records, originals, inception, job.settings, log)
+    results = {
+        "model": {"name": model_name, "fingerprint": job.codec.fingerprint,
+                  "trained_steps": int(job.codec.model.config.trained_steps), "levels": job.codec.n_levels},
+        "settings": {**asdict(job.settings), "realism": job.realisms},
+        "notes": notes(job.settings, job.measurer, inception),
+        "records": records,
+        "distribution": distribution,
+        "originals": originals,
+    }
+    write_atomic(job.out / RESULTS, json.dumps(results, indent=1))
+    write_csv(job.out / "results.csv", records)
+    return results
 
 
 def distribution_metrics(out: Path, records: list[dict], originals: dict, inception, settings: EvalSettings,
@@ -370,10 +445,8 @@ def notes(settings: EvalSettings, measurer: Measurer, inception) -> list[str]:
 
 
 def write_csv(path: Path, records: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for r in records:
-            writer.writerow(r)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    write_atomic(path, text.getvalue())

@@ -13,7 +13,7 @@ nothing here depends on it. Both datasets loop forever over their share of the
 data (``rank`` of ``world_size`` processes, then DataLoader workers), reshuffle every
 epoch from a seed, and skip unusable images with one warning each.
 
-Command line: ``python -m gencodec.training.data pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]``.
+Command line: ``gencodec pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from gencodec.errors import GencodecError, InvalidImageError
+from gencodec.fileio import write_atomic
 from gencodec.imageio import IMAGE_SUFFIXES, find_images, load_image
 
 #: pack_shards keeps only images at least this large on the short side.
@@ -418,13 +419,13 @@ class _ShardWriter:
 
 def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> tuple[str, bytes] | None:
     """(extension, bytes) to store for one source image, or None after a warning if it is unusable."""
-    label = repr(str(path))
+    label = repr(str(path))  # the warnings below point at whoever called pack_shards (stacklevel 4)
     try:
         data = path.read_bytes()
         image = load_image(data)
     except (OSError, InvalidImageError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        warnings.warn(f"skipping {label}: {reason}", DataWarning, stacklevel=3)
+        warnings.warn(f"skipping {label}: {reason}", DataWarning, stacklevel=4)
         return None
     ext = path.suffix.lower().lstrip(".")
     if max_side is not None or quality is not None:
@@ -441,7 +442,7 @@ def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> t
         height, width = image.shape[:2]
     if min(width, height) < MIN_PACK_SIDE:
         warnings.warn(f"skipping {label}: {width}x{height} pixels is below the {MIN_PACK_SIDE} px "
-                      "short side kept for training", DataWarning, stacklevel=3)
+                      "short side kept for training", DataWarning, stacklevel=4)
         return None
     return ext, data
 
@@ -462,47 +463,21 @@ def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTE
     replaced, and leftover ones numbered beyond the new pack are deleted.
     Returns the shard paths.
     """
-    if max_shard_bytes <= 0:
-        raise GencodecError(f"the shard size limit must be positive, got {max_shard_bytes} bytes")
-    if max_side is not None and max_side < MIN_PACK_SIDE:
-        raise GencodecError(f"max side must be at least {MIN_PACK_SIDE} px, got {max_side}")
-    if quality is not None and not 1 <= quality <= 100:
-        raise GencodecError(f"JPEG quality must be in 1..100, got {quality}")
+    _check_pack_options(max_shard_bytes, max_side, quality)
     src_root = Path(src_root)
     files = find_images(src_root)
     out_dir = Path(out_dir)
     writer = _ShardWriter(out_dir, max_shard_bytes)
-    skipped = 0
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / INDEX_NAME).unlink(missing_ok=True)  # the old index would describe old shards
-        for path in files:
-            encoded = _encode_for_pack(path, max_side, quality)
-            if encoded is None:
-                skipped += 1
-                continue
-            writer.add(*encoded, mtime=path.stat().st_mtime, label=repr(str(path)))
+        skipped = _add_images(writer, files, max_side, quality)
         written = writer.close()
         if not written:
             raise GencodecError(f"no usable images in {str(src_root)!r} (all unreadable or too small)")
         shards = [path for path, _ in written]
-        for stale in out_dir.glob("shard-*.tar"):
-            if _SHARD_RE.fullmatch(stale.name) and stale not in shards:
-                stale.unlink()
-        index = {
-            "format": "webdataset-tar",
-            "version": 1,
-            "source": str(src_root.resolve()),
-            "images": writer.count,
-            "skipped": skipped,
-            "max_side": max_side,
-            "quality": quality if quality is not None else (DEFAULT_QUALITY if max_side else None),
-            "max_shard_bytes": max_shard_bytes,
-            "shards": [{"name": p.name, "images": n, "bytes": p.stat().st_size} for p, n in written],
-        }
-        tmp = out_dir / (INDEX_NAME + ".tmp")
-        tmp.write_text(json.dumps(index, indent=2) + "\n")
-        os.replace(tmp, out_dir / INDEX_NAME)
+        _remove_stale_shards(out_dir, shards)
+        _write_index(out_dir, src_root, written, writer.count, skipped, max_side, quality, max_shard_bytes)
     except OSError as exc:
         writer.abort()
         where = exc.filename if exc.filename else out_dir
@@ -511,6 +486,52 @@ def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTE
         writer.abort()
         raise
     return shards
+
+
+def _check_pack_options(max_shard_bytes: int, max_side: int | None, quality: int | None) -> None:
+    if max_shard_bytes <= 0:
+        raise GencodecError(f"the shard size limit must be positive, got {max_shard_bytes} bytes")
+    if max_side is not None and max_side < MIN_PACK_SIDE:
+        raise GencodecError(f"max side must be at least {MIN_PACK_SIDE} px, got {max_side}")
+    if quality is not None and not 1 <= quality <= 100:
+        raise GencodecError(f"JPEG quality must be in 1..100, got {quality}")
+
+
+def _add_images(writer: _ShardWriter, files: list[Path], max_side: int | None, quality: int | None) -> int:
+    """Adds every usable image to the shards; returns how many were skipped."""
+    skipped = 0
+    for path in files:
+        encoded = _encode_for_pack(path, max_side, quality)
+        if encoded is None:
+            skipped += 1
+            continue
+        writer.add(*encoded, mtime=path.stat().st_mtime, label=repr(str(path)))
+    return skipped
+
+
+def _remove_stale_shards(out_dir: Path, shards: list[Path]) -> None:
+    """Deletes shards of an earlier pack numbered beyond this one's."""
+    for stale in out_dir.glob("shard-*.tar"):
+        if _SHARD_RE.fullmatch(stale.name) and stale not in shards:
+            stale.unlink()
+
+
+def _write_index(out_dir: Path, src_root: Path, written: list[tuple[Path, int]], images: int, skipped: int,
+                 max_side: int | None, quality: int | None, max_shard_bytes: int) -> None:
+    """Writes index.json, which marks the pack complete."""
+    index = {
+        "format": "webdataset-tar",
+        "version": 1,
+        "source": str(src_root.resolve()),
+        "images": images,
+        "skipped": skipped,
+        "max_side": max_side,
+        "quality": quality if quality is not None else (DEFAULT_QUALITY if max_side else None),
+        "max_shard_bytes": max_shard_bytes,
+        "shards": [{"name": p.name, "images": n, "bytes": p.stat().st_size} for p, n in written],
+    }
+    # Renamed into place, so that an index is never seen half-written.
+    write_atomic(out_dir / INDEX_NAME, json.dumps(index, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
