@@ -23,11 +23,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..codec import Codec
-from ..imageio import find_images
-from ..imageio import image_to_tensor, load_image, save_image
-from .losses import lpips_distance
 from ..evaluation.metrics import psnr
+from ..imageio import find_images, image_to_tensor, load_image, save_image
 from ..model import GenCodecModel
+from .losses import lpips_distance
 
 #: At most this many images (rows) go into the grid: enough to judge, small enough to open.
 GRID_ROWS = 4
