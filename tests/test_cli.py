@@ -337,7 +337,7 @@ def test_subcommand_help(capsysbinary, command):
     assert "--model" in text and "default" in text
 
 
-TOOLS = ["demo", "bench", "eval", "report", "pack"]
+TOOLS = ["demo", "bench", "eval", "report", "pack", "cache-latents"]
 
 
 def test_top_level_help_lists_every_command(capsysbinary):

@@ -1,4 +1,4 @@
-"""The training tools' commands: `gencodec pack`.
+"""The training tools' commands: `gencodec pack` and `gencodec cache-latents`.
 
 They need the `gencodec[train]` extra; a missing package is reported as one
 line that names it. Each command imports its implementation when it runs.
@@ -30,6 +30,30 @@ PACK_EPILOG = """\
 example:
   gencodec pack photos/ shards/
   gencodec pack photos/ shards/ --max-side 768 --quality 90 --max-shard-mb 100"""
+
+
+CACHE_DESCRIPTION = """\
+Encode every image of SRC (a folder of images, or shards made by 'gencodec
+pack') once with the frozen TAEF2 encoder, and write the images with their
+latents into tar shards in OUT (shard-000000.tar, ..., index.json last).
+Models that work in TAEF2's latent space then train on the cached latents
+without ever running the encoder, and stages that also compare pixels read
+the matching crop of the stored image.
+
+Each sample holds the image exactly as encoded (the original JPEG when it was
+not changed, else PNG) and NNNNNNNN.latent.npy: float16, 32 x H/8 x W/8.
+Images are shrunk to --max-side if given, then centre-cropped to multiples of
+8 px (losing at most 7 px of width and of height). --mirror also stores the latent of the
+left-right mirrored image (latent_mirror.npy), for training with flips: the
+encoder is not mirror-symmetric, so a flipped latent is not the latent of the
+flipped image. index.json records the sha256 of both TAEF2 weight files.
+Unreadable images are skipped with a warning; shards of an earlier run into
+OUT are replaced."""
+
+CACHE_EPILOG = """\
+example:
+  gencodec cache-latents shards/ latents/ --taef2 weights/taef2 --mirror
+  gencodec cache-latents photos/ latents/ --taef2 weights/taef2 --max-side 768 --device cuda --batch-size 8"""
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -65,8 +89,52 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cache_latents(args: argparse.Namespace) -> int:
+    import json
+    import time
+    import warnings
+    from pathlib import Path
+
+    from gencodec.training.data import INDEX_NAME, DataWarning
+    from gencodec.training.latents import cache_latents
+
+    options = {"max_side": args.max_side, "batch_size": args.batch_size, "mirror": args.mirror,
+               "device": args.device, "log": common.info}
+    if args.max_shard_mb is not None:
+        options["max_shard_bytes"] = int(args.max_shard_mb * 1e6)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = _show_warning
+        shards = cache_latents(args.src, args.out, args.taef2, **options)
+    seconds = time.perf_counter() - start
+    index = json.loads((Path(args.out) / INDEX_NAME).read_text())
+    total = sum(shard["bytes"] for shard in index["shards"])
+    print(f"cached {index['images']} images into {len(shards)} shards, {total / 1e6:.1f} MB in total "
+          f"({index['skipped']} skipped) in {seconds:.0f} s -> {args.out}")
+    return EXIT_OK
+
+
+def _register_cache_latents(subparsers) -> None:
+    p = common.add_command(subparsers, "cache-latents", common.needs_extra(EXTRA, cmd_cache_latents),
+                           help="encode images once with TAEF2 into latent shards for training",
+                           description=CACHE_DESCRIPTION, epilog=CACHE_EPILOG)
+    p.add_argument("src", metavar="SRC", help="folder of images, or pack shards (a .tar or a folder of them)")
+    p.add_argument("out", metavar="OUT", help="folder to write shard-NNNNNN.tar and index.json into")
+    p.add_argument("--taef2", required=True, metavar="FOLDER",
+                   help="folder holding taef2_encoder.safetensors and taef2_decoder.safetensors")
+    p.add_argument("--max-side", type=int, metavar="N", help="shrink so the longer side is at most N px")
+    p.add_argument("--mirror", action="store_true",
+                   help="also store the latent of each mirrored image (for flips in training)")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="encode up to N same-sized images at once; default: 1")
+    p.add_argument("--device", default="cpu", help="where to run the encoder, e.g. cuda; default: cpu")
+    p.add_argument("--max-shard-mb", type=float, default=None, metavar="MB",
+                   help=f"largest shard size in MB (10^6 bytes); default: {PACK_MAX_SHARD_MB}")
+
+
 def register(subparsers) -> None:
-    """Add pack to the `gencodec` parser's subparsers."""
+    """Add pack and cache-latents to the `gencodec` parser's subparsers."""
     p = common.add_command(subparsers, "pack", common.needs_extra(EXTRA, cmd_pack),
                            help="pack an image folder into tar shards for training",
                            description=PACK_DESCRIPTION, epilog=PACK_EPILOG)
@@ -79,3 +147,4 @@ def register(subparsers) -> None:
     p.add_argument("--quality", type=int, metavar="Q",
                    help=f"re-encode as JPEG at quality Q; default: {PACK_QUALITY} with --max-side, "
                         "else keep the original files")
+    _register_cache_latents(subparsers)

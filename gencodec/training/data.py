@@ -339,12 +339,16 @@ def list_shards(source) -> list[Path]:
     return shards
 
 
+def is_shard_source(path) -> bool:
+    """Whether ``path`` names shards (a .tar file, or a folder with index.json or *.tar) rather than images."""
+    path = Path(path)
+    return (path.is_file() and path.suffix.lower() == ".tar") or (
+        path.is_dir() and ((path / INDEX_NAME).is_file() or any(path.glob("*.tar"))))
+
+
 def make_dataset(path, crop_size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> _LoopingDataset:
     """ShardDataset for a .tar file or a folder of shards (index.json or *.tar), else ImageFolderDataset."""
-    path = Path(path)
-    is_shards = (path.is_file() and path.suffix.lower() == ".tar") or (
-        path.is_dir() and ((path / INDEX_NAME).is_file() or any(path.glob("*.tar"))))
-    if is_shards:
+    if is_shard_source(path):
         return ShardDataset(path, crop_size, rank=rank, world_size=world_size, seed=seed)
     return ImageFolderDataset(path, crop_size, rank=rank, world_size=world_size, seed=seed)
 
@@ -365,41 +369,54 @@ def tar_size(member_sizes: Iterable[int]) -> int:
 
 
 class _ShardWriter:
-    """Writes numbered members into size-limited shards, each renamed into place when complete."""
+    """Writes numbered samples into size-limited shards, each renamed into place when complete.
+
+    A sample is one or more members under one key (``00000007.jpg``,
+    ``00000007.latent.npy``, ...), always kept in the same shard.
+    """
 
     def __init__(self, out_dir: Path, max_shard_bytes: int):
         self.out_dir = out_dir
         self.max_bytes = max_shard_bytes
-        self.written: list[tuple[Path, int]] = []  # (path, member count)
-        self.count = 0  # members written so far, over all shards: the next member's number
+        self.written: list[tuple[Path, int]] = []  # (path, sample count)
+        self.count = 0  # samples written so far, over all shards: the next sample's number
         self._tar = None
         self._tmp = None
         self._sizes: list[int] = []
+        self._samples = 0  # in the open shard
 
     def add(self, ext: str, data: bytes, mtime: float, label: str) -> None:
-        if tar_size([len(data)]) > self.max_bytes:
+        self.add_sample([(ext, data)], mtime, label)
+
+    def add_sample(self, members: list[tuple[str, bytes]], mtime: float, label: str) -> None:
+        """Add (extension, bytes) members under the next key."""
+        sizes = [len(data) for _, data in members]
+        if tar_size(sizes) > self.max_bytes:
             raise GencodecError(
-                f"{label} is {len(data) / 1e6:.1f} MB encoded, too big for a "
+                f"{label} is {sum(sizes) / 1e6:.1f} MB encoded, too big for a "
                 f"{self.max_bytes / 1e6:.1f} MB shard; use --max-side or a larger --max-shard-mb")
-        if self._tar is not None and tar_size(self._sizes + [len(data)]) > self.max_bytes:
+        if self._tar is not None and tar_size(self._sizes + sizes) > self.max_bytes:
             self._finish()
         if self._tar is None:
             self._tmp = self.out_dir / f"shard-{len(self.written):06d}.tar.tmp"
             self._tar = tarfile.open(self._tmp, mode="w", format=tarfile.USTAR_FORMAT)
             self._sizes = []
-        info = tarfile.TarInfo(f"{self.count:08d}.{ext}")
-        info.size = len(data)
-        info.mtime = int(mtime)
-        info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(data))
-        self._sizes.append(len(data))
+            self._samples = 0
+        for ext, data in members:
+            info = tarfile.TarInfo(f"{self.count:08d}.{ext}")
+            info.size = len(data)
+            info.mtime = int(mtime)
+            info.mode = 0o644
+            self._tar.addfile(info, io.BytesIO(data))
+        self._sizes += sizes
+        self._samples += 1
         self.count += 1
 
     def _finish(self) -> None:
         self._tar.close()
         final = self._tmp.with_suffix("")  # drop ".tmp"
         os.replace(self._tmp, final)
-        self.written.append((final, len(self._sizes)))
+        self.written.append((final, self._samples))
         self._tar = self._tmp = None
 
     def close(self) -> list[tuple[Path, int]]:
@@ -417,6 +434,15 @@ class _ShardWriter:
                 self._tar = self._tmp = None
 
 
+def downscale(img: Image.Image, max_side: int | None) -> Image.Image:
+    """``img`` shrunk (Lanczos) so its longer side is at most ``max_side``; unchanged if it already fits."""
+    if max_side is None or max(img.size) <= max_side:
+        return img
+    scale = max_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> tuple[str, bytes] | None:
     """(extension, bytes) to store for one source image, or None after a warning if it is unusable."""
     label = repr(str(path))  # the warnings below point at whoever called pack_shards (stacklevel 4)
@@ -429,11 +455,7 @@ def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> t
         return None
     ext = path.suffix.lower().lstrip(".")
     if max_side is not None or quality is not None:
-        img = Image.fromarray(image)
-        if max_side is not None and max(img.size) > max_side:
-            scale = max_side / max(img.size)
-            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-            img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        img = downscale(Image.fromarray(image), max_side)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=DEFAULT_QUALITY if quality is None else quality, optimize=True)
         ext, data = "jpg", buf.getvalue()
