@@ -18,6 +18,7 @@ Command line: ``gencodec pack SRC OUT [--max-shard-mb 45] [--max-side N] [--qual
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -26,7 +27,7 @@ import sys
 import tarfile
 import warnings
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -469,6 +470,37 @@ def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> t
     return ext, data
 
 
+@contextlib.contextmanager
+def shard_folder(out_dir: Path, max_shard_bytes: int, empty_message: str,
+                 write_index: Callable[[list[tuple[Path, int]], int], None]):
+    """Write shards into `out_dir` inside the block; yields the writer and the list of written shards.
+
+    The old index goes first (it would describe old shards). After the block
+    the shards are closed and listed (path, members), shards of an earlier run
+    beyond them are deleted, and `write_index(written, image_count)` writes the
+    new index last, which marks the folder complete. On failure every shard
+    of this run is removed, and an OSError becomes one line naming the place.
+    """
+    writer = _ShardWriter(out_dir, max_shard_bytes)
+    written: list[tuple[Path, int]] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / INDEX_NAME).unlink(missing_ok=True)
+        yield writer, written
+        written += writer.close()
+        if not written:
+            raise GencodecError(empty_message)
+        _remove_stale_shards(out_dir, [path for path, _ in written])
+        write_index(written, writer.count)
+    except OSError as exc:
+        writer.abort()
+        where = exc.filename if exc.filename else out_dir
+        raise GencodecError(f"cannot write shards to {str(where)!r}: {exc.strerror or exc}") from exc
+    except BaseException:
+        writer.abort()
+        raise
+
+
 def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
                 max_side: int | None = None, quality: int | None = None) -> list[Path]:
     """Pack the images under ``src_root`` into webdataset-style tar shards in ``out_dir``.
@@ -488,26 +520,15 @@ def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTE
     _check_pack_options(max_shard_bytes, max_side, quality)
     src_root = Path(src_root)
     files = find_images(src_root)
-    out_dir = Path(out_dir)
-    writer = _ShardWriter(out_dir, max_shard_bytes)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / INDEX_NAME).unlink(missing_ok=True)  # the old index would describe old shards
+    skipped = 0
+
+    def write_index(written: list[tuple[Path, int]], images: int) -> None:
+        _write_index(Path(out_dir), src_root, written, images, skipped, max_side, quality, max_shard_bytes)
+
+    empty = f"no usable images in {str(src_root)!r} (all unreadable or too small)"
+    with shard_folder(Path(out_dir), max_shard_bytes, empty, write_index) as (writer, written):
         skipped = _add_images(writer, files, max_side, quality)
-        written = writer.close()
-        if not written:
-            raise GencodecError(f"no usable images in {str(src_root)!r} (all unreadable or too small)")
-        shards = [path for path, _ in written]
-        _remove_stale_shards(out_dir, shards)
-        _write_index(out_dir, src_root, written, writer.count, skipped, max_side, quality, max_shard_bytes)
-    except OSError as exc:
-        writer.abort()
-        where = exc.filename if exc.filename else out_dir
-        raise GencodecError(f"cannot write shards to {str(where)!r}: {exc.strerror or exc}") from exc
-    except BaseException:
-        writer.abort()
-        raise
-    return shards
+    return [path for path, _ in written]
 
 
 def _check_pack_options(max_shard_bytes: int, max_side: int | None, quality: int | None) -> None:

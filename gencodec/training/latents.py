@@ -54,11 +54,11 @@ from gencodec.training.data import (
     DataWarning,
     ShardDataset,
     _check_pack_options,
-    _remove_stale_shards,
     _ShardWriter,
     downscale,
     is_shard_source,
     list_shards,
+    shard_folder,
 )
 
 KIND = "taef2-latents"
@@ -228,36 +228,31 @@ def cache_latents(src, out_dir, taef2_folder, max_side: int | None = None, batch
     weights = {name: _sha256(folder / name) for name in (ENCODER_FILE, DECODER_FILE)}
 
     out_dir = Path(out_dir)
-    writer = _ShardWriter(out_dir, max_shard_bytes)
-    batcher = _Batcher(encoder, device, batch_size, mirror, writer)
+    skipped = 0
+
+    def write_index(written: list[tuple[Path, int]], images_cached: int) -> None:
+        _write_index(out_dir, src, written, images_cached, skipped, max_side, mirror, weights, max_shard_bytes)
+
+    empty = f"no usable images in {str(src)!r}"
+    with shard_folder(out_dir, max_shard_bytes, empty, write_index) as (writer, written):
+        skipped = _cache_all(images, _Batcher(encoder, device, batch_size, mirror, writer), writer, max_side, log)
+    return [path for path, _ in written]
+
+
+def _cache_all(images, batcher: "_Batcher", writer: _ShardWriter, max_side: int | None, log) -> int:
+    """Encode and write every usable image; returns how many were skipped."""
     skipped, start = 0, time.perf_counter()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / INDEX_NAME).unlink(missing_ok=True)  # the old index would describe old shards
-        for label, ext, data, mtime in images:
-            prepared = None if data is None else _prepare(label, ext, data, max_side)
-            if prepared is None:
-                skipped += 1
-                continue
-            batcher.add(*prepared, mtime=mtime, label=label)
-            done = writer.count + len(batcher.pending)
-            if done % LOG_EVERY == 0:
-                log(f"cached {done} images, {(time.perf_counter() - start) / done:.2f} s each")
-        batcher.flush()
-        written = writer.close()
-        if not written:
-            raise GencodecError(f"no usable images in {str(src)!r}")
-        shards = [path for path, _ in written]
-        _remove_stale_shards(out_dir, shards)
-        _write_index(out_dir, src, written, writer.count, skipped, max_side, mirror, weights, max_shard_bytes)
-    except OSError as exc:
-        writer.abort()
-        where = exc.filename if exc.filename else out_dir
-        raise GencodecError(f"cannot write shards to {str(where)!r}: {exc.strerror or exc}") from exc
-    except BaseException:
-        writer.abort()
-        raise
-    return shards
+    for label, ext, data, mtime in images:
+        prepared = None if data is None else _prepare(label, ext, data, max_side)
+        if prepared is None:
+            skipped += 1
+            continue
+        batcher.add(*prepared, mtime=mtime, label=label)
+        done = writer.count + len(batcher.pending)
+        if done % LOG_EVERY == 0:
+            log(f"cached {done} images, {(time.perf_counter() - start) / done:.2f} s each")
+    batcher.flush()
+    return skipped
 
 
 def _write_index(out_dir: Path, src: Path, written: list[tuple[Path, int]], images: int, skipped: int,
