@@ -27,7 +27,8 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-_LAZY = {"Codec": ".codec", "FileInfo": ".codec", "GenCodecModel": ".model", "load_model": ".pretrained"}
+_LAZY = {"Codec": ".codec", "FileInfo": ".codec", "GenCodecModel": ".model",
+         "LatentCodecModel": ".latent_model", "load_model": ".pretrained"}
 
 
 def __getattr__(name: str):
@@ -44,7 +45,7 @@ def load(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | None = N
 
 
 __all__ = [
-    "Codec", "FileInfo", "GenCodecModel", "load", "load_model", "DEFAULT_MODEL", "UNTRAINED",
+    "Codec", "FileInfo", "GenCodecModel", "LatentCodecModel", "load", "load_model", "DEFAULT_MODEL", "UNTRAINED",
     "GencodecError", "InvalidImageError", "CorruptFileError", "NotAGencodecFileError",
     "UnsupportedVersionError", "ModelMismatchError", "ModelNotFoundError", "__version__",
 ]

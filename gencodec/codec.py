@@ -1,14 +1,18 @@
-"""Codec: the user-facing compress / decompress over a GenCodecModel.
+"""Codec: the user-facing compress / decompress over a model of either family (gencodec.model.CodecModel).
 
     image -> RGB uint8 -> pad to a multiple of 64 -> E -> latent codec -> ANS payload
           -> header + payload + checksum = the file
     file  -> checks (magic, length, checksum, version, model fingerprint)
           -> latent codec decode -> y^ -> G -> x_bar                     (realism 0)
           -> seeded few-step diffusion of the residual r, conditioned on x_bar and G's features
-          -> x_bar + realism * r -> crop -> image                        (realism 1: fully generative)
+          -> x_bar + realism * r -> render -> crop -> image              (realism 1: fully generative)
 
-Large images run through G and the denoiser in overlapping tiles (see
-gencodec.tiling), so memory stays bounded whatever the image size.
+The pixel family works on the image itself (render is the identity); the
+latent family (gencodec.latent_model) works on a frozen autoencoder's latent:
+E starts with the autoencoder's encoder, x_bar and r are latents, and render
+is the autoencoder's decoder. Large images run through G, the denoiser and
+the renderer in overlapping tiles (see gencodec.tiling), so memory stays
+bounded whatever the image size.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from .diffusion import sample
 from .entropy.hyperprior import LatentCode
 from .errors import CorruptFileError, GencodecError, ModelMismatchError
 from .imageio import crop_to, image_to_tensor, load_image, pad_to_multiple, tensor_to_image
-from .model import GenCodecModel
+from .model import CodecModel
 from .tiling import run_tiled
 
 # Tile sizes (in latent units for G, folded units for the denoiser): large
 # enough that a Kodak-sized image runs whole, small enough to bound memory.
 SYNTHESIS_TILE, SYNTHESIS_OVERLAP = 64, 8      # 1024 px tiles, 128 px overlap
 DENOISER_TILE, DENOISER_OVERLAP = 256, 32      # 1024 px tiles, 128 px overlap (fold 4)
+RENDER_TILE, RENDER_OVERLAP = 128, 16          # latent family: 1024 px tiles, 128 px overlap
 
 # compress_to_target: how many levels above the binary search's answer are checked as well.
 TARGET_LOOKAHEAD = 2
@@ -62,11 +67,14 @@ class Codec:
     >>> image = codec.decompress(data)                  # a PIL image  # doctest: +SKIP
     """
 
-    def __init__(self, model: GenCodecModel, device: str | torch.device | None = None):
+    def __init__(self, model: CodecModel, device: str | torch.device | None = None, tune: bool = True):
+        """`tune`: lay the model out for speed on the device (CodecModel.tune_for); False runs it as built."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.fingerprint = model.fingerprint()
         self.fingerprint16 = int(self.fingerprint[-4:], 16)
+        if tune:
+            model.tune_for(self.device)
 
     @property
     def n_levels(self) -> int:
@@ -101,7 +109,7 @@ class Codec:
         x = image_to_tensor(load_image(image))
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.model.padding_multiple).to(self.device, self.model.dtype)
-        return self.model.analysis(x), height, width
+        return self.model.encode(x), height, width
 
     @torch.no_grad()
     def _encode_level(self, y: torch.Tensor, level: int, height: int, width: int) -> bytes:
@@ -200,7 +208,7 @@ class Codec:
         if header.level >= self.n_levels:
             raise CorruptFileError(f"file is corrupted (level {header.level} does not exist in this model)")
         m = self.model.padding_multiple
-        f = self.model.analysis.downsampling
+        f = self.model.downsampling
         h_lat = -(-header.height // m) * m // f
         w_lat = -(-header.width // m) * m // f
         code = self.model.latent_codec.decode(payload, header.level, h_lat, w_lat, device=self.device)
@@ -237,14 +245,14 @@ class Codec:
     @torch.no_grad()
     def reconstruct(self, y_hat: torch.Tensor, realism: float, steps: int | None = None, seed: int = 0,
                     scheduler: str | None = None) -> torch.Tensor:
-        """y^ -> padded image (1,3,H,W): x_bar + realism * generated residual."""
+        """y^ -> padded image (1,3,H,W): x_bar + realism * generated residual, rendered from the model's space."""
         model = self.model
+        scale = model.synthesis.upsampling
         x_bar, features = run_tiled(model.synthesis.forward_with_features, y_hat, SYNTHESIS_TILE,
-                                    SYNTHESIS_OVERLAP, out_scales=(model.analysis.downsampling,
-                                                                   model.analysis.downsampling // model.denoiser.fold
+                                    SYNTHESIS_OVERLAP, out_scales=(scale, scale // model.denoiser.fold
                                                                    if self.is_generative else 1))
         if realism == 0:
-            return x_bar
+            return self._render(x_bar)
         den = model.denoiser
         condition = den.condition(x_bar, features)
         n_res = den.residual_channels
@@ -257,7 +265,14 @@ class Codec:
 
         r0 = sample(denoise, (1, n_res) + tuple(condition.shape[-2:]), model.config.diffusion, steps=steps,
                     seed=seed, kind=scheduler, device=self.device, dtype=x_bar.dtype)
-        return x_bar + realism * den.unfold_image(r0) / model.residual_scale
+        return self._render(x_bar + realism * den.unfold_image(r0) / model.residual_scale)
+
+    def _render(self, s: torch.Tensor) -> torch.Tensor:
+        """The model's working space -> image, in tiles for a large latent (identity for the pixel family)."""
+        if self.model.space_scale == 1:
+            return s
+        return run_tiled(lambda tile: (self.model.render(tile),), s, RENDER_TILE, RENDER_OVERLAP,
+                         out_scales=(self.model.space_scale,))[0]
 
     def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,
                    scheduler: str | None = None) -> Image.Image:

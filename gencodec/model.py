@@ -28,9 +28,10 @@ def state_dict_sha256(state: dict[str, torch.Tensor], h=None) -> str:
     """
     h = hashlib.sha256() if h is None else h
     for name, tensor in sorted(state.items()):
+        # Flattened, so that the bytes are in logical order whatever the memory layout (channels-last too).
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.flatten().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -38,56 +39,49 @@ def state_dict_sha256(state: dict[str, torch.Tensor], h=None) -> str:
 DEFAULT_DECODER = {"block_out_channels": [64, 96, 128], "layers_per_block": 1, "fold": 4, "residual_scale": 5.0}
 
 
-class GenCodecModel(ModelMixin, ConfigMixin):
-    """Analysis transform E, hyperprior latent codec, base synthesis G, and the generative decoder.
+class CodecModel(ModelMixin, ConfigMixin):
+    """What every model family shares: the rate ladder, the training forward, warm starts, tables, fingerprint.
 
-    `generative_decoder` is None for a codec without a generative decoder (decoding
-    then always gives the base reconstruction), or the keyword arguments of
-    ResidualDenoiser plus `residual_scale`, the factor that brings the
-    residual x - x_bar to about unit spread for the diffusion. `diffusion`
-    holds the noise schedule and the sampler's defaults (see
-    gencodec.diffusion.diffusion_settings); what it leaves out takes the
-    defaults, and the config always stores every setting in full.
+    A family works in its own space: the pixel family (GenCodecModel) on the
+    image itself, the latent family (gencodec.latent_model.LatentCodecModel)
+    on a frozen autoencoder's latent of it. Either has `analysis`,
+    `latent_codec`, `synthesis` and `denoiser` (or None) over that space, and
+    says how an image enters it (`encode`) and how a result leaves it
+    (`render`).
     """
 
     config_name = "config.json"
 
-    @register_to_config
-    def __init__(
-        self,
-        latent_channels: int = 128,
-        channels: tuple = (64, 96, 128, 192),
-        blocks: tuple = (0, 1, 1, 2),
-        attention_stages: tuple = (3,),
-        attention_heads: int = 4,
-        attention_window: int = 8,
-        hyper_channels: int = 128,
-        hyper_latent_channels: int = 64,
-        n_levels: int = 8,
-        n_scales: int = 64,
-        scale_min: float = 0.11,
-        scale_max: float = 64.0,
-        z_half_width: int = 32,
-        gain_range: tuple = (0.25, 2.0),
-        generative_decoder: dict | None = DEFAULT_DECODER,
-        diffusion: dict | None = None,
-        trained_steps: int = 0,
-    ):
-        super().__init__()
-        self.register_to_config(diffusion=diffusion_settings(diffusion))
-        transform_args = dict(channels=tuple(channels), blocks=tuple(blocks),
-                              attention_stages=tuple(attention_stages), heads=attention_heads,
-                              window=attention_window)
-        self.analysis = AnalysisTransform(latent_channels, **transform_args)
-        denoiser = dict(generative_decoder or {})
-        self.residual_scale = float(denoiser.pop("residual_scale", 5.0))
-        fold = int(denoiser.pop("fold", 4))
-        self.synthesis = SynthesisTransform(latent_channels, feature_scale=fold, **transform_args)
-        self.denoiser = (ResidualDenoiser(self.synthesis.feature_channels, fold=fold, **denoiser)
-                         if generative_decoder is not None else None)
-        self.latent_codec = HyperpriorLatentCodec(
-            latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
-            scale_min, scale_max, z_half_width, tuple(gain_range))
+    #: Pixels per position of the working space, per side (1: the image itself).
+    space_scale = 1
+
+    #: Codec stages minimise bpp + lambda * distortion_scale * MSE in the working space: 255^2 puts
+    #: lambda on the usual 8-bit scale for images (as in CompressAI).
+    distortion_scale = 255.0 ** 2
+
+    #: Modules that never train (a pretrained autoencoder); no stage's optimizer sees them.
+    FROZEN: tuple[str, ...] = ()
+
+    def to_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (N,3,H,W) in [0,1] -> the working space."""
+        return x
+
+    def render(self, s: torch.Tensor) -> torch.Tensor:
+        """Working space -> image (N,3,H,W), in about [0, 1]."""
+        return s
+
+    def tune_for(self, device: torch.device | str | None) -> None:
+        """Lay the model out for fast inference on `device` (None: as built); changes no weight.
+        A no-op unless a family says otherwise."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (N,3,H,W) in [0,1], sides multiples of padding_multiple -> y."""
+        return self.analysis(self.to_space(x))
+
+    @property
+    def downsampling(self) -> int:
+        """Image pixels per position of y, per side."""
+        return self.space_scale * self.analysis.downsampling
 
     @property
     def n_levels(self) -> int:
@@ -95,12 +89,13 @@ class GenCodecModel(ModelMixin, ConfigMixin):
 
     @property
     def padding_multiple(self) -> int:
-        """Images are padded to this multiple: y is at 1/2^S and z at a further 1/4."""
-        return self.analysis.downsampling * 4
+        """Images are padded to this multiple: y is at 1/downsampling and z at a further 1/4."""
+        return self.downsampling * 4
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, noise=None,
                 train_codec: bool = True, train_synthesis: bool | None = None) -> dict[str, torch.Tensor]:
-        """The training forward: x (N,3,H,W) in [0,1] (sides multiples of padding_multiple).
+        """The training forward: x in the working space (for the pixel family the image (N,3,H,W) in
+        [0,1]), its sides multiples of padding_multiple / space_scale.
 
         Returns y_hat, the rates and x_bar. With `noise` (a training.noise.TrainingNoise),
         it also runs the denoiser on the noised residual: `r0` (the target), `pred`
@@ -177,3 +172,53 @@ class GenCodecModel(ModelMixin, ConfigMixin):
         config = {k: v for k, v in self.config.items() if not k.startswith("_")}
         h.update(json.dumps(config, sort_keys=True, default=list).encode())
         return state_dict_sha256(self.state_dict(), h)
+
+
+class GenCodecModel(CodecModel):
+    """Analysis transform E, hyperprior latent codec, base synthesis G, and the generative decoder.
+
+    `generative_decoder` is None for a codec without a generative decoder (decoding
+    then always gives the base reconstruction), or the keyword arguments of
+    ResidualDenoiser plus `residual_scale`, the factor that brings the
+    residual x - x_bar to about unit spread for the diffusion. `diffusion`
+    holds the noise schedule and the sampler's defaults (see
+    gencodec.diffusion.diffusion_settings); what it leaves out takes the
+    defaults, and the config always stores every setting in full.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_channels: int = 128,
+        channels: tuple = (64, 96, 128, 192),
+        blocks: tuple = (0, 1, 1, 2),
+        attention_stages: tuple = (3,),
+        attention_heads: int = 4,
+        attention_window: int = 8,
+        hyper_channels: int = 128,
+        hyper_latent_channels: int = 64,
+        n_levels: int = 8,
+        n_scales: int = 64,
+        scale_min: float = 0.11,
+        scale_max: float = 64.0,
+        z_half_width: int = 32,
+        gain_range: tuple = (0.25, 2.0),
+        generative_decoder: dict | None = DEFAULT_DECODER,
+        diffusion: dict | None = None,
+        trained_steps: int = 0,
+    ):
+        super().__init__()
+        self.register_to_config(diffusion=diffusion_settings(diffusion))
+        transform_args = dict(channels=tuple(channels), blocks=tuple(blocks),
+                              attention_stages=tuple(attention_stages), heads=attention_heads,
+                              window=attention_window)
+        self.analysis = AnalysisTransform(latent_channels, **transform_args)
+        denoiser = dict(generative_decoder or {})
+        self.residual_scale = float(denoiser.pop("residual_scale", 5.0))
+        fold = int(denoiser.pop("fold", 4))
+        self.synthesis = SynthesisTransform(latent_channels, feature_scale=fold, **transform_args)
+        self.denoiser = (ResidualDenoiser(self.synthesis.feature_channels, fold=fold, **denoiser)
+                         if generative_decoder is not None else None)
+        self.latent_codec = HyperpriorLatentCodec(
+            latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
+            scale_min, scale_max, z_half_width, tuple(gain_range))

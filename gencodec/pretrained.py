@@ -9,7 +9,7 @@ import torch
 
 from .constants import DEFAULT_MODEL, UNTRAINED
 from .errors import ModelNotFoundError
-from .model import GenCodecModel
+from .model import CodecModel, GenCodecModel
 
 #: Models shipped inside the package live in gencodec/weights/<name>/.
 SHIPPED_DIR = Path(__file__).parent / "weights"
@@ -39,23 +39,44 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     raise ModelNotFoundError(f"no model folder or shipped model named '{name_or_path}' (shipped: {names})")
 
 
-def untrained_model(**config) -> GenCodecModel:
-    """A randomly initialised model with its tables built; for tests and pipeline checks only."""
+def untrained_model(family: str = "pixel", **config) -> CodecModel:
+    """A randomly initialised model of a family with its tables built; for tests and pipeline checks only."""
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(0)
-        model = GenCodecModel(**config)
+        model = model_class(family)(**config)
     finally:
         torch.random.set_rng_state(state)
     model.update_tables()
     return model.eval()
 
 
+#: The model families, by the class name diffusers writes into config.json ("_class_name").
+FAMILIES = {"GenCodecModel": "pixel", "LatentCodecModel": "latent"}
+
+
+def model_class(family: str) -> type[CodecModel]:
+    """The class of a family ("pixel" or "latent"); the latent one is imported only when asked for."""
+    if family == "pixel":
+        return GenCodecModel
+    if family == "latent":
+        from .latent_model import LatentCodecModel
+        return LatentCodecModel
+    raise ValueError(f"unknown model family '{family}' (known: pixel, latent)")
+
+
+def _class_of(config: dict) -> type[CodecModel]:
+    name = config.get("_class_name", "GenCodecModel")
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model class '{name}' (known: {', '.join(FAMILIES)})")
+    return model_class(FAMILIES[name])
+
+
 #: The weights file of a model folder (diffusers' name, so that from_pretrained reads it too).
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> GenCodecModel:
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> CodecModel:
     """The model of a folder (config.json + safetensors) or a shipped model's name, in eval mode.
 
     The networks are built from the config and the file's tensors copied into
@@ -72,7 +93,8 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> GenCodecModel
     folder = resolve(name_or_path)
     weights = folder / WEIGHTS_NAME
     try:
-        model = GenCodecModel.from_config(GenCodecModel.load_config(folder))
+        config = GenCodecModel.load_config(folder)
+        model = _class_of(config).from_config(config)
         state = load_file(weights)
     except (OSError, ValueError, TypeError, SafetensorError) as exc:
         raise ModelNotFoundError(f"cannot load model folder '{folder}': {' '.join(str(exc).split())}") from exc

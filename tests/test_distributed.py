@@ -99,3 +99,53 @@ def test_accelerate_configs_load_as_accelerate_loads_them(name, machines, proces
     # MULTI_GPU selects the multi-process launcher; on a machine without GPUs the processes run as MULTI_CPU.
     assert cfg.distributed_type == "MULTI_GPU"
     assert (cfg.num_machines, cfg.num_processes) == (machines, processes)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ACCELERATE.exists(), reason=f"no `accelerate` executable next to {sys.executable}")
+def test_two_cpu_processes_train_the_latent_family(tmp_path):
+    """The same for the latent family (configs/tiny_latent.yaml) on a latent cache, both stages.
+
+    The decoder stage needs the LPIPS weights; without ../shared only the codec stage runs.
+    """
+    import torch
+    import yaml
+    from safetensors.torch import save_file
+
+    from gencodec.nn.taef2 import DECODER_FILE, ENCODER_FILE, TAEF2Decoder, TAEF2Encoder
+    from gencodec.training.latents import cache_latents
+
+    taef2 = tmp_path / "taef2"
+    taef2.mkdir()
+    torch.manual_seed(0)
+    save_file(TAEF2Encoder().state_dict(), str(taef2 / ENCODER_FILE))
+    save_file(TAEF2Decoder().state_dict(), str(taef2 / DECODER_FILE))
+    (taef2 / "LICENSE").write_text("MIT\n")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(N_IMAGES):
+        Image.fromarray(smooth_image(64, 64, seed=i)).save(photos / f"p{i}.png")
+    cache = tmp_path / "cache"
+    cache_latents(photos, cache, taef2, max_shard_bytes=60_000)  # several shards: one share each
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny_latent.yaml"))
+    cfg["autoencoder"] = str(taef2)
+    config = tmp_path / "latent.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    lpips = ROOT.parent / "shared" / "weights" / "alexnet_features.pth"
+    stages = "codec,decoder" if lpips.exists() else "codec"
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", GENCODEC_LPIPS_WEIGHTS=str(lpips),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    cmd = [str(ACCELERATE), "launch", *TWO_CPU_PROCESSES, str(ROOT / "train" / "train.py"),
+           "--config", str(config), "--stages", stages, "--steps", "3", "--cpu",
+           "--data", str(cache), "--out", str(out)]
+    result = _run(cmd, env, ROOT, timeout=300)
+    assert result.returncode == 0, f"exit code {result.returncode}; output:\n{result.stdout[-4000:]}"
+    for stage in stages.split(","):
+        rank0, rank1 = ((out / stage / f"rank{k}.params.sha256").read_text().strip() for k in (0, 1))
+        assert rank0 == rank1, f"stage {stage}: the ranks' parameters differ: gradients were not synchronised"
+    codec = gencodec.load(out / stages.split(",")[-1] / "model", device="cpu")
+    assert type(codec.model).__name__ == "LatentCodecModel" and codec.model.config.trained_steps == 3 * len(
+        stages.split(","))

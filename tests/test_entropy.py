@@ -127,3 +127,25 @@ def test_copied_levels_code_exactly_like_their_source(photo):
         lc.copy_levels([0, 1])
     with pytest.raises(ValueError, match="needs 8 source levels"):
         lc.copy_levels([0] * 7 + [8])
+
+
+def test_z_is_clamped_to_its_tables_range(photo):
+    """A hyper-analysis that outputs huge values still gives z^ within +-half_width, in training and in
+    files: beyond it the training rate cannot see the escape's cost (HyperpriorLatentCodec._z_scaled)."""
+    from gencodec.pretrained import untrained_model
+
+    model = untrained_model(generative_decoder=None)
+    codec = model.latent_codec
+    with torch.no_grad():
+        codec.hyper_analysis.layers[-1].weight.mul_(1e4)
+    k = codec.z_prior.half_width
+    with torch.no_grad():
+        y = model.analysis(image_to_tensor(photo)[..., :128, :128])
+        code = codec.analyse(y, 0)
+        assert code.z_hat.abs().max() == k  # pinned at the edge, not escaped
+        codec.train()
+        out = codec(y, torch.tensor([0]))
+        codec.eval()
+    assert torch.isfinite(out["bits_z"]).all()
+    payload, bits = codec.encode(code, 0)
+    assert codec.decode(payload, 0, *y.shape[-2:]).z_hat.equal(code.z_hat)

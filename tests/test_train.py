@@ -174,9 +174,9 @@ def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path,
     seen = []
     real_objective = runner.codec_objective
 
-    def recording_objective(model, x, level, lambdas):
+    def recording_objective(model, x, level, lambdas, *space):
         seen.append(lambdas.tolist())
-        return real_objective(model, x, level, lambdas)
+        return real_objective(model, x, level, lambdas, *space)
 
     monkeypatch.setattr(runner, "codec_objective", recording_objective)
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))

@@ -81,7 +81,7 @@ def test_defaults_fill_in_what_a_config_leaves_out():
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["optim"].update(lrr=1.0), "optim.lrr: unknown key (known: lr, weight_decay, betas, "),
-    (lambda c: c.update(sead=1), "sead: unknown key (known: model, data, optim, "),
+    (lambda c: c.update(sead=1), "sead: unknown key (known: model, family, autoencoder, data, optim, "),
     (lambda c: c["stages"][1].update(step=3), "stages[1].step: unknown key (known: name, objective, steps, "),
     (lambda c: c["stages"][1].update(loss_weights={"lpip": 2.0}), "stages[1].loss_weights.lpip: unknown key "
                                                                   "(known: diffusion, lpips, adversarial, "),

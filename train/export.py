@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from gencodec.errors import GencodecError
 from gencodec.extras import require_extra
-from gencodec.model import GenCodecModel
+from gencodec.pretrained import model_class
 from gencodec.pretrained import load_model
 from gencodec.training.export import export_model
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     name = args.stage or ckpt.parent.parent.name
     if args.stage and name not in cfg.names:
         raise GencodecError(f"stage '{args.stage}' is not in {args.config}")
-    model = GenCodecModel(**(cfg.resolve(cfg.names.index(name)).model if name in cfg.names else cfg.model))
+    model = model_class(cfg.family)(**(cfg.resolve(cfg.names.index(name)).model if name in cfg.names else cfg.model))
     state = load_file(str(weights))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -97,6 +97,18 @@ class HyperpriorLatentCodec(nn.Module):
             out[rows] = self.z_prior.likelihood(z[rows], lv * self.hyper_latent_channels)
         return out
 
+    def _z_scaled(self, y: torch.Tensor, gz: torch.Tensor) -> torch.Tensor:
+        """z times its level's gain, clamped to the z tables' range [-half_width, half_width].
+
+        Beyond that range a symbol is escaped (17 bits more), which the training
+        rate of the factorized density cannot see: unclamped, a codec can learn to
+        carry its picture in huge z values that look cheap in training and cost
+        thousands of bytes in the file. Clamped, a value out of range carries no
+        more than the edge of the range, and its gradient stops there.
+        """
+        k = self.z_prior.half_width
+        return (self.hyper_analysis(y) * gz).clamp(-k, k)
+
     # -- training / evaluation forward -------------------------------------------------------
     def forward(self, y: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
         """y (N, C, h, w), level (N,) -> y_hat and the rate in bits per image.
@@ -108,7 +120,7 @@ class HyperpriorLatentCodec(nn.Module):
         model's information content.
         """
         g, gz = self._gains(level)
-        z_g = self.hyper_analysis(y) * gz
+        z_g = self._z_scaled(y, gz)
         if self.training:
             z_hat = _ste_round(z_g)
             bits_z = -torch.log2(self._z_likelihood(self._rate_proxy(z_g), level)).sum((1, 2, 3))
@@ -211,7 +223,7 @@ class HyperpriorLatentCodec(nn.Module):
         """y (1, C, h, w) -> the integer code at `level` (the encoder's half of the model)."""
         lv = torch.tensor([level], device=y.device)
         g, gz = self._gains(lv)
-        z_hat = torch.round(self.hyper_analysis(y) * gz)
+        z_hat = torch.round(self._z_scaled(y, gz))
         indexes = self.scale_net.indexes(z_hat, level)
         mu_g = self.hyper_mean(z_hat / gz) * g
         s = torch.round((y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL))

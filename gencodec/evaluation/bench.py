@@ -37,9 +37,38 @@ def peak_memory_mb() -> float:
     return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+def _timed(fn, sync: bool):
+    t0 = time.perf_counter()
+    out = fn()
+    if sync:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def decode_parts(codec: Codec, data: bytes, steps: int | None, realism: float | None) -> dict[str, float]:
+    """Seconds of each part of one decompress: the entropy decoder, the synthesis, the denoiser and
+    the rendering to pixels (the latent family's autoencoder decoder; 0 for the pixel family).
+
+    Measured as differences of runs that stop early: realism 0 without rendering is the synthesis,
+    with it the synthesis and the rendering; the full decode adds the denoiser.
+    """
+    realism, steps, seed, scheduler = codec._check_decode_options(realism, steps, 0, None)
+    sync = codec.device.type == "cuda"
+    model = codec.model
+    with torch.no_grad():
+        (code, header), t_codes = _timed(lambda: codec.decode_code(data), sync)
+        y_hat, t_y = _timed(lambda: model.latent_codec.reconstruct(code, header.level, model.dtype, codec.device),
+                            sync)
+        base, t_synthesis = _timed(lambda: model.synthesis(y_hat), sync)
+        _, t_render = _timed(lambda: codec._render(base), sync)
+        _, t_full = _timed(lambda: codec.reconstruct(y_hat, realism, steps, seed, scheduler), sync)
+    return {"entropy_s": t_codes + t_y, "synthesis_s": t_synthesis, "render_s": t_render,
+            "denoiser_s": max(0.0, t_full - t_synthesis - t_render) if realism > 0 else 0.0}
+
+
 def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], steps: list[int] | None = None,
               realism: float | None = None, repeats: int = 5, image: np.ndarray | None = None,
-              log=print) -> list[dict]:
+              log=print, breakdown: bool = False) -> list[dict]:
     """Time compress and decompress for every (size, level, steps); print and return the rows."""
     steps = steps or [None]
     cases = []
@@ -67,6 +96,8 @@ def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], ste
             t2 = time.perf_counter()
             case["enc"].append(t1 - t0)
             case["dec"].append(t2 - t1)
+            if breakdown:
+                case.setdefault("parts", []).append(decode_parts(codec, case["data"], case["steps"], realism))
     shown_realism = realism if realism is not None else (1.0 if codec.is_generative else 0.0)
     log(f"device {codec.device}, torch threads {torch.get_num_threads()}, realism {shown_realism:g}, "
         f"{repeats} repeats (medians)")
@@ -84,4 +115,12 @@ def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], ste
         log(f"{row['size']:>11}{row['level']:>6}{row['steps'] or '-':>6}{row['bytes']:>8}{row['info_bytes']:>12.1f}"
             f"{row['overhead']:>10.1f}{row['bpp']:>9.4f}{row['compress_s']:>12.3f}{row['decompress_s']:>14.3f}"
             f"{row['peak_mb']:>9.0f}")
+        if breakdown:
+            row.update({key: statistics.median(p[key] for p in case["parts"]) for key in case["parts"][0]})
+    if breakdown:
+        log("decompress by part (medians of separate runs, seconds):")
+        log(f"{'size':>11}{'level':>6}{'entropy':>9}{'synthesis':>11}{'denoiser':>10}{'render':>8}")
+        for row in rows:
+            log(f"{row['size']:>11}{row['level']:>6}{row['entropy_s']:>9.3f}{row['synthesis_s']:>11.3f}"
+                f"{row['denoiser_s']:>10.3f}{row['render_s']:>8.3f}")
     return rows

@@ -161,8 +161,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     levels = args.levels if args.levels is not None else [0, codec.n_levels - 1]
     image = _bench_image(args.image)
+    if args.untuned:
+        codec.model.tune_for(None)
     run_bench(codec, args.sizes, levels, steps=_bench_steps(args, codec), realism=args.realism,
-              repeats=args.repeats, image=image)
+              repeats=args.repeats, image=image, breakdown=args.breakdown)
     return EXIT_OK
 
 
@@ -181,6 +183,10 @@ def _register_bench(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case; default: %(default)s")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; default: torch's choice")
     p.add_argument("--image", help="time this photo (resized to each size) instead of a synthetic one")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time each part of decompress: entropy decoding, synthesis, denoiser, rendering")
+    p.add_argument("--untuned", action="store_true",
+                   help="run the model as built, without the layout tuned for the device (to see what tuning buys)")
     p.add_argument("--cold-start", action="store_true",
                    help="time start-up in fresh processes instead (import, model loading, a whole decompress)")
     common.add_model_options(p)

@@ -48,14 +48,21 @@ class PixelRefiner(nn.Module):
 
 
 class ResidualDenoiser(nn.Module):
-    """D(r_t, t | x_bar, features) -> prediction of the clean folded residual (x0-parameterisation)."""
+    """D(r_t, t | x_bar, features) -> prediction of the clean folded residual (x0-parameterisation).
+
+    `x_bar` is the base reconstruction: an image (image_channels 3), or, in the
+    latent family, the base latent (image_channels 32, fold 1, centre False).
+    """
 
     def __init__(self, feature_channels: int, fold: int = 4, block_out_channels: tuple = (64, 96, 128),
                  layers_per_block: int = 1, attention: bool = True, attention_head_dim: int = 32,
-                 norm_num_groups: int = 32, refine_channels: int = 0, refine_layers: int = 2):
+                 norm_num_groups: int = 32, refine_channels: int = 0, refine_layers: int = 2,
+                 image_channels: int = 3, centre: bool = True):
         super().__init__()
         self.fold = fold
-        self.residual_channels = 3 * fold * fold
+        self.residual_channels = image_channels * fold * fold
+        # The condition's base is an image in [0, 1] (centred to [-1, 1]) or an autoencoder latent (as it is).
+        self.centre = centre
         depth = len(block_out_channels)
         down = ["DownBlock2D"] * depth
         up = ["UpBlock2D"] * depth
@@ -83,7 +90,8 @@ class ResidualDenoiser(nn.Module):
 
     def condition(self, x_bar: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """The tensor the denoiser is conditioned on, at the folded resolution."""
-        return torch.cat([self.fold_image(x_bar * 2 - 1), features], dim=1)
+        base = x_bar * 2 - 1 if self.centre else x_bar
+        return torch.cat([self.fold_image(base), features], dim=1)
 
     def forward(self, r_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         pred = self.unet(torch.cat([r_t, condition], dim=1), t).sample

@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from ..fileio import atomic_output
-from ..model import GenCodecModel
+from ..model import CodecModel
 
 COMPLETE = "COMPLETE"  # marker written last: a checkpoint without it is ignored
 
@@ -75,4 +75,4 @@ def exported_steps(folder: Path) -> int | None:
     """trained_steps of an exported model folder, or None if there is none."""
     if not (Path(folder) / "config.json").exists():
         return None
-    return GenCodecModel.load_config(folder).get("trained_steps", 0)
+    return CodecModel.load_config(folder).get("trained_steps", 0)

@@ -3,8 +3,9 @@
 `load_config(path)` returns a TrainConfig, or raises a GencodecError of one
 line that names the file and the key path (an unknown key, a wrong type), or
 the file and the stage (a stage setting it cannot run with): every stage is
-checked before any stage starts. `model:` (and a stage's own `model:`) are
-keyword arguments of GenCodecModel, their names checked against its signature.
+checked before any stage starts. `family:` picks the model family (pixel:
+GenCodecModel, latent: LatentCodecModel); `model:` (and a stage's own
+`model:`) are keyword arguments of its class, checked against its signature.
 
 A stage's settings fall back to the config's: `TrainConfig.resolve(index)`
 gives a Stage with its model, data, optimiser, loss weights and lambdas filled
@@ -23,15 +24,23 @@ import yaml
 from diffusers.optimization import SchedulerType
 
 from ..errors import GencodecError
-from ..model import GenCodecModel
+from ..model import CodecModel
+from ..pretrained import model_class
 from .objectives import STAGES, LossWeights
-from .schema import describe, keywords, overrides, parse, show
+from .schema import check_keywords, describe, keywords, overrides, parse, show
 
 SCHEDULES = tuple(s.value for s in SchedulerType)  # diffusers.optimization.get_scheduler's names
 Objective = Literal[STAGES]  # type: ignore[valid-type]  # codec, decoder, joint
-Network = Literal[GenCodecModel.NETWORKS]  # type: ignore[valid-type]  # what `fresh` may name
+Network = Literal[CodecModel.NETWORKS]  # type: ignore[valid-type]  # what `fresh` may name
 GAN_LOSSES = ("hinge", "nonsaturating")
 PREVIOUS = "previous"  # a stage's default `init`: the export of the stage before it
+Family = Literal["pixel", "latent"]
+
+
+def model_settings(**settings):
+    """Any family's model settings: checked against the family's class once the family is known."""
+    return settings
+
 
 
 @dataclass(kw_only=True)
@@ -43,6 +52,7 @@ class DataConfig:
     crop_size: int
     batch_size: int
     num_workers: int = 0
+    render_crop: int | None = None  # latent family: side in px of the crop rendered for LPIPS (null: whole crop)
 
 
 @dataclass(kw_only=True)
@@ -77,7 +87,7 @@ class StageConfig:
     steps: int
     init: str | None = PREVIOUS         # warm start: a model folder, `previous` (none for the first stage) or null
     fresh: list[Network] = field(default_factory=list)  # networks left at their initialisation
-    model: dict[str, Any] = keywords(GenCodecModel.__init__)  # merged into the config's, key by key
+    model: dict[str, Any] = keywords(model_settings)  # merged into the config's, key by key
     data: dict[str, Any] = overrides(DataConfig)
     optim: dict[str, Any] = overrides(OptimConfig)
     lambdas: list[float] | None = None
@@ -123,7 +133,9 @@ class StageConfig:
 class TrainConfig:
     """A whole training config: the model, data, optimiser, rate ladder, stages and bookkeeping."""
 
-    model: dict[str, Any] = keywords(GenCodecModel.__init__, required=True)
+    model: dict[str, Any] = keywords(model_settings, required=True)
+    family: Family = "pixel"
+    autoencoder: str | None = None  # latent family: the folder of the pretrained autoencoder's weights
     data: DataConfig
     optim: OptimConfig
     lambdas: list[float]  # one per level, level 0 the lowest rate
@@ -150,7 +162,7 @@ class TrainConfig:
         """Stage `index` with every setting that falls back to the config's filled in."""
         own = self.stages[index]
         return Stage(
-            index=index, config=own, previous=self.stages[index - 1].name if index > 0 else None,
+            index=index, config=own, family=self.family, autoencoder=self.autoencoder, previous=self.stages[index - 1].name if index > 0 else None,
             model=merge_settings(self.model, own.model),
             data=dataclasses.replace(self.data, **own.data),
             optim=dataclasses.replace(self.optim, **own.optim),
@@ -166,6 +178,8 @@ class Stage:
 
     index: int
     config: StageConfig
+    family: str
+    autoencoder: str | None
     previous: str | None  # the name of the stage before it in the config
     model: dict[str, Any]
     data: DataConfig
@@ -194,10 +208,10 @@ class Stage:
         return out / self.previous / "model" if self.config.init == PREVIOUS else Path(self.config.init)
 
     def model_setting(self, name: str) -> Any:
-        """A setting of the stage's model, GenCodecModel's default where the config has none."""
+        """A setting of the stage's model, its class's default where the config has none."""
         if name in self.model:
             return self.model[name]
-        return inspect.signature(GenCodecModel.__init__).parameters[name].default
+        return inspect.signature(model_class(self.family).__init__).parameters[name].default
 
 
 def merge_settings(base: Mapping, update: Mapping) -> dict:
@@ -256,11 +270,29 @@ def check_config(cfg: TrainConfig) -> None:
     twice = sorted({name for name in cfg.names if cfg.names.count(name) > 1})
     if twice:
         raise GencodecError(f"stages: stage names must be unique within a config; '{twice[0]}' is not")
+    _check_family(cfg)
     if cfg.loss_weights.gan not in GAN_LOSSES:
         raise GencodecError(f"loss_weights.gan: expected {describe(Literal[GAN_LOSSES])}, "
                             f"got {show(cfg.loss_weights.gan)}")
     for index in range(len(cfg.stages)):
         check_stage(cfg.resolve(index))
+
+
+def _check_family(cfg: TrainConfig) -> None:
+    """Model settings the family's class takes, and what the latent family needs besides."""
+    init = model_class(cfg.family).__init__
+    check_keywords(init, cfg.model, "model")
+    for index, stage in enumerate(cfg.stages):
+        check_keywords(init, stage.model, f"stages[{index}].model")
+    if cfg.family == "latent":
+        if cfg.data.crop_size % 64:
+            raise GencodecError(f"data.crop_size: the latent family needs a multiple of 64, got {cfg.data.crop_size}")
+        first = cfg.stages[0]
+        if not cfg.autoencoder and not (first.init and first.init != PREVIOUS):  # else its warm start has them
+            raise GencodecError("autoencoder: the latent family needs the folder of the pretrained autoencoder's "
+                                "weights (e.g. ../shared/weights/taef2)")
+    elif cfg.autoencoder or cfg.data.render_crop:
+        raise GencodecError("autoencoder and data.render_crop apply to the latent family only (family: latent)")
 
 
 def check_stage(stage: Stage) -> None:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..fileio import atomic_output
-from ..model import GenCodecModel
+from ..model import CodecModel
 from ..pretrained import WEIGHTS_NAME
 
 
-def round_to_half(model: GenCodecModel) -> None:
+def round_to_half(model: CodecModel) -> None:
     """Round every float parameter to float16 precision, in place (the model stays float32).
 
     The entropy tables are built afterwards from the rounded weights, and the
@@ -28,11 +29,14 @@ def round_to_half(model: GenCodecModel) -> None:
                 p.copy_(p.half().float())
 
 
-def export_model(model: GenCodecModel, out: str | os.PathLike, trained_steps: int, half: bool = False) -> None:
+def export_model(model: CodecModel, out: str | os.PathLike, trained_steps: int, half: bool = False,
+                 files: dict[str, Path] | None = None) -> None:
     """Write a release model folder: entropy tables built, steps recorded, replaced atomically.
 
     `half` stores the float parameters in float16 (half the file; see
     round_to_half); buffers, the entropy tables among them, stay exact.
+    `files` are copied in beside the weights ({name in the folder: source}),
+    such as the licence of pretrained weights the model holds.
     """
     out = Path(out)
     model = copy.deepcopy(model).float().cpu().eval()
@@ -48,3 +52,5 @@ def export_model(model: GenCodecModel, out: str | os.PathLike, trained_steps: in
             state = {k: (v.half() if k in params else v).contiguous() for k, v in load_file(str(weights)).items()}
             save_file(state, str(weights), metadata={"format": "pt"})
             weights.chmod(0o644)  # as save_pretrained leaves its files: readable by everyone
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, tmp / name)

@@ -288,6 +288,18 @@ def _split_name(name: str) -> tuple[str, str]:
     return (f"{head}/{stem}" if head else stem), ext.lower()
 
 
+def check_latent_cache(path) -> None:
+    """A GencodecError unless `path` is a complete latent cache (its index.json says so)."""
+    index = Path(path) / "index.json"
+    try:
+        kind = json.loads(index.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind != "taef2-latents":
+        raise GencodecError(f"'{path}' is not a complete latent cache (no index.json of kind 'taef2-latents'); "
+                            "the latent family trains on one: gencodec cache-latents IMAGES CACHE --taef2 FOLDER")
+
+
 class LatentShardDataset(ShardDataset):
     """Aligned random crops of images and their cached latents, looping forever.
 
@@ -301,9 +313,12 @@ class LatentShardDataset(ShardDataset):
     """
 
     def __init__(self, shards, crop_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle_buffer: int = 64):
+                 shuffle_buffer: int = 64, with_images: bool = True):
         # A smaller buffer than ShardDataset's: a 768x512 sample with both latents is about 1.5 MB.
         super().__init__(shards, crop_size, rank, world_size, seed, shuffle_buffer)
+        # Without images (a codec stage needs the latents only), no image is decoded: a
+        # sample then costs a fraction of the time, and its image is only measured.
+        self.with_images = with_images
         if crop_size % SCALE:
             raise GencodecError(f"crop size must be a multiple of {SCALE}, got {crop_size}")
 
@@ -339,7 +354,7 @@ class LatentShardDataset(ShardDataset):
             self._skip(key, f"skipping {label}: it lacks {'an image' if image_ext is None else LATENT}")
             return None
         try:
-            image = load_image(source[image_ext])
+            image = load_image(source[image_ext]) if self.with_images else _image_shape(source[image_ext])
             latent = _load_npy(source[LATENT])
             mirrored = _load_npy(source[LATENT_MIRROR]) if LATENT_MIRROR in source else None
         except (InvalidImageError, ValueError, OSError, EOFError) as exc:
@@ -359,10 +374,21 @@ class LatentShardDataset(ShardDataset):
         cells = self.crop_size // SCALE
         top = int(rng.integers(0, (height - self.crop_size) // SCALE + 1))
         left = int(rng.integers(0, (width - self.crop_size) // SCALE + 1))
+        z = np.ascontiguousarray(latent[:, top:top + cells, left:left + cells], dtype=np.float32)
+        if not self.with_images:
+            return {"latent": torch.from_numpy(z)}
         pixels = image[top * SCALE:(top + cells) * SCALE, left * SCALE:(left + cells) * SCALE]
         chw = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
-        z = np.ascontiguousarray(latent[:, top:top + cells, left:left + cells], dtype=np.float32)
         return {"image": torch.from_numpy(chw).div_(255.0), "latent": torch.from_numpy(z)}
+
+
+def _image_shape(data: bytes) -> np.ndarray:
+    """A stand-in for an image that is not decoded: an empty (H, W, 3) view with the image's shape."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        width, height = im.size
+    return np.broadcast_to(np.zeros((), np.uint8), (height, width, 3))
 
 
 def _load_npy(data: bytes) -> np.ndarray:

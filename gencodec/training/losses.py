@@ -16,13 +16,15 @@ def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (x_hat - x).pow(2).flatten(1).mean(1)
 
 
-def rate_distortion(bpp: torch.Tensor, distortion: torch.Tensor, lmbda: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of bpp + lambda * 255^2 * MSE, each image with its level's lambda.
+def rate_distortion(bpp: torch.Tensor, distortion: torch.Tensor, lmbda: torch.Tensor,
+                    scale: float = 255.0 ** 2) -> torch.Tensor:
+    """Mean over the batch of bpp + lambda * scale * MSE, each image with its level's lambda.
 
-    The 255^2 puts lambda on the usual 8-bit scale (as in CompressAI), so
-    published lambda ladders carry over.
+    The default scale 255^2 puts lambda on the usual 8-bit scale for images
+    (as in CompressAI), so published lambda ladders carry over; the latent
+    family weighs its latent's MSE with scale 1 (CodecModel.distortion_scale).
     """
-    return (bpp + lmbda * (255.0 ** 2) * distortion).mean()
+    return (bpp + lmbda * scale * distortion).mean()
 
 
 # --- perceptual -------------------------------------------------------------

@@ -3,20 +3,26 @@
 Kept in the package (not in train/) so the training script and the demo's
 on-the-spot fit share one definition.
 
-    codec    rate + lambda(level) * 255^2 * MSE(x_bar, x)             (codec pretraining)
+    codec    rate + lambda(level) * scale * MSE(x_bar, x)             (codec pretraining)
     decoder  diffusion + LPIPS + adversarial on the denoiser's x0       (codec frozen; the base
              synthesis G frozen too, or trained with them and a base MSE term)
     joint    both of the above, every network trained                   (joint fine-tuning)
+
+Every term but LPIPS lives in the model's working space (CodecModel): the
+image for the pixel family, the autoencoder's latent for the latent family.
+There the adversarial term judges latents too, and LPIPS sees a pixel crop
+rendered through the frozen autoencoder decoder (`Space`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from ..evaluation.metrics import psnr_from_mse
-from ..model import GenCodecModel
+from ..model import CodecModel
 from . import losses
 from .noise import TrainingNoise
 
@@ -36,6 +42,44 @@ class LossWeights:
     gan: str = "hinge"         # or "nonsaturating"
 
 
+@dataclass
+class Space:
+    """The model's working space as the objectives see it (CodecModel's attributes, read once).
+
+    scale: image pixels per position per side; distortion_scale: the MSE's
+    weight in rate-distortion terms; render: working space -> image (None for
+    the pixel family, which works on the image); render_crop: the side in
+    pixels of the crop rendered for LPIPS (None: all of it).
+    """
+
+    scale: int = 1
+    distortion_scale: float = 255.0 ** 2
+    render: Callable[[torch.Tensor], torch.Tensor] | None = None
+    render_crop: int | None = None
+
+    @classmethod
+    def of(cls, model, render_crop: int | None = None) -> "Space":
+        if model.space_scale == 1:
+            return cls()
+        return cls(model.space_scale, model.distortion_scale, model.render, render_crop)
+
+    def pixels(self, x: torch.Tensor) -> int:
+        """Image pixels of one sample of x (N, C, h, w) in the working space."""
+        return x.shape[-2] * x.shape[-1] * self.scale ** 2
+
+    def to_image(self, s: torch.Tensor, image: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rendered s, the matching crop of image): the same aligned random crop of both, at most render_crop px."""
+        if self.render is None:
+            return s, image
+        cells = s.shape[-1] if self.render_crop is None else min(self.render_crop // self.scale, s.shape[-1])
+        rows = min(cells, s.shape[-2])
+        top = int(torch.randint(0, s.shape[-2] - rows + 1, (1,), generator=generator))
+        left = int(torch.randint(0, s.shape[-1] - cells + 1, (1,), generator=generator))
+        f = self.scale
+        return (self.render(s[..., top:top + rows, left:left + cells]),
+                image[..., top * f:(top + rows) * f, left * f:(left + cells) * f])
+
+
 def random_levels(batch_size: int, n_levels: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
     """One rate level per image, uniform over the ladder, so one model learns them all."""
     return torch.randint(0, n_levels, (batch_size,), device=device, generator=generator)
@@ -46,16 +90,16 @@ def _psnr(distortion: torch.Tensor) -> torch.Tensor:
     return psnr_from_mse(distortion, peak=1.0).mean()
 
 
-def codec_objective(model: GenCodecModel, x: torch.Tensor, level: torch.Tensor,
-                    lambdas: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Stage 1, codec pretraining: rate + lambda(level) * MSE of the base reconstruction."""
+def codec_objective(model: CodecModel, x: torch.Tensor, level: torch.Tensor,
+                    lambdas: torch.Tensor, space: Space = Space()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Stage 1, codec pretraining: rate + lambda(level) * MSE of the base reconstruction (in the working space)."""
     out = model(x, level)
-    num_pixels = x.shape[-2] * x.shape[-1]
+    num_pixels = space.pixels(x)
     bpp = losses.bits_per_pixel(out["bits"], num_pixels)
     distortion = losses.mse(out["x_bar"].float(), x.float())
-    loss = losses.rate_distortion(bpp.float(), distortion, lambdas[level])
+    loss = losses.rate_distortion(bpp.float(), distortion, lambdas[level], space.distortion_scale)
     metrics = {"loss": loss.detach(), "bpp": bpp.mean().detach(), "mse": distortion.mean().detach(),
-               "psnr": _psnr(distortion).detach(),
+               **({"psnr": _psnr(distortion).detach()} if space.render is None else {}),
                "bpp_z": losses.bits_per_pixel(out["bits_z"], num_pixels).mean().detach()}
     return loss, metrics
 
@@ -70,7 +114,9 @@ class GenerativeObjective:
     """
 
     def __init__(self, lpips_net: torch.nn.Module, discriminator: torch.nn.Module, weights: LossWeights,
-                 train_codec: bool, final_step_fraction: float = 0.0, train_synthesis: bool | None = None):
+                 train_codec: bool, final_step_fraction: float = 0.0, train_synthesis: bool | None = None,
+                 space: Space = Space()):
+        self.space = space
         self.lpips = lpips_net
         self.discriminator = discriminator
         self.weights = weights
@@ -79,31 +125,41 @@ class GenerativeObjective:
         self.noise = TrainingNoise(final_step_fraction)
         self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    def generator_loss(self, model, x: torch.Tensor, level: torch.Tensor,
-                       lambdas: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """`model` may be wrapped for distributed training: only its forward is called."""
-        w = self.weights
+    def generator_loss(self, model, x: torch.Tensor, level: torch.Tensor, lambdas: torch.Tensor,
+                       image: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x in the model's working space; `image` the pixels it came from (the latent family's LPIPS needs
+        them). `model` may be wrapped for distributed training: only its forward is called."""
+        w, space = self.weights, self.space
         out = model(x, level, noise=self.noise, train_codec=self.train_codec, train_synthesis=self.train_synthesis)
         y_hat, x_bar, x_hat, pred, r0 = out["y_hat"], out["x_bar"], out["x_hat"], out["pred"], out["r0"]
         diffusion = losses.diffusion_loss(pred.float(), r0.float())
-        perceptual = losses.lpips_distance(self.lpips, x_hat.float(), x.float()).mean()
+        if w.lpips or space.render is None:
+            if image is None and space.render is not None:
+                raise ValueError("the latent family's LPIPS needs the batch's images")
+            rendered, target = space.to_image(x_hat.float(), (x if image is None else image).float())
+            perceptual = losses.lpips_distance(self.lpips, rendered, target).mean()
+        else:  # not rendered at all: rendering costs more than the rest of the step
+            rendered = target = None
+            perceptual = diffusion.new_zeros(())
         fake_logits = self.discriminator(x_hat.float(), y_hat.float())
         adversarial = (losses.hinge_g_loss if w.gan == "hinge" else losses.nonsaturating_g_loss)(fake_logits)
         loss = w.diffusion * diffusion + w.lpips * perceptual + w.adversarial * adversarial
-        distortion = losses.mse(x_hat.float(), x.float())
-        metrics = {"diffusion": diffusion.detach(), "lpips": perceptual.detach(), "g_adv": adversarial.detach(),
-                   "psnr": _psnr(distortion).detach()}
+        metrics = {"diffusion": diffusion.detach(), "lpips": perceptual.detach(), "g_adv": adversarial.detach()}
+        if rendered is not None:
+            metrics["psnr"] = _psnr(losses.mse(rendered.detach().clamp(0, 1), target)).detach()
         if self.train_synthesis and not self.train_codec:
             base = losses.mse(x_bar.float(), x.float())
             loss = loss + w.base * base.mean()
-            metrics["psnr_base"] = _psnr(base).detach()
+            metrics["psnr_base" if space.render is None else "mse_base"] = (
+                _psnr(base) if space.render is None else base.mean()).detach()
         if self.train_codec:
-            num_pixels = x.shape[-2] * x.shape[-1]
-            bpp = losses.bits_per_pixel(out["bits"], num_pixels)
+            bpp = losses.bits_per_pixel(out["bits"], space.pixels(x))
             base = losses.mse(x_bar.float(), x.float())
             # Rate and the base reconstruction's distortion keep realism 0 meaningful.
-            loss = loss + losses.rate_distortion(bpp.float(), base, lambdas[level])
-            metrics.update(bpp=bpp.mean().detach(), psnr_base=_psnr(base).detach())
+            loss = loss + losses.rate_distortion(bpp.float(), base, lambdas[level], space.distortion_scale)
+            metrics["bpp"] = bpp.mean().detach()
+            metrics["psnr_base" if space.render is None else "mse_base"] = (
+                _psnr(base) if space.render is None else base.mean()).detach()
         metrics["loss"] = loss.detach()
         self._last = (x.detach(), x_hat.detach(), y_hat.detach())
         return loss, metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model import GenCodecModel
+from ..model import CodecModel
 
 #: Parameters of the entropy model proper: the z densities, the level gains and level biases.
 #: They see small gradients (only the rate term reaches them), so they may train at a higher rate.
@@ -12,17 +12,16 @@ ENTROPY_PARAMETERS = ("latent_codec.z_prior.", "latent_codec.log_gain", "latent_
                       "latent_codec.scale_net.level_bias")
 
 
-def trained_modules(model: GenCodecModel, kind: str, train_synthesis: bool = False) -> list[torch.nn.Module]:
+def trained_modules(model: CodecModel, kind: str, train_synthesis: bool = False) -> list[torch.nn.Module]:
     """codec: all but the denoiser; decoder: the denoiser (and the base synthesis G with
-    `train_synthesis`); joint: everything."""
-    if kind == "codec":
-        return [m for name, m in model.named_children() if name != "denoiser"]
+    `train_synthesis`); joint: everything. Never the model's FROZEN modules (a pretrained autoencoder)."""
     if kind == "decoder":
         return [model.denoiser, model.synthesis] if train_synthesis else [model.denoiser]
-    return [model]
+    skipped = set(model.FROZEN) | ({"denoiser"} if kind == "codec" else set())
+    return [m for name, m in model.named_children() if name not in skipped]
 
 
-def trainable_parameters(model: GenCodecModel, kind: str, train_synthesis: bool = False) -> list[torch.nn.Parameter]:
+def trainable_parameters(model: CodecModel, kind: str, train_synthesis: bool = False) -> list[torch.nn.Parameter]:
     """The parameters of trained_modules, set to train; all others are frozen."""
     for p in model.parameters():
         p.requires_grad_(False)
@@ -32,12 +31,12 @@ def trainable_parameters(model: GenCodecModel, kind: str, train_synthesis: bool 
     return params
 
 
-def averaged_parameters(model: GenCodecModel, train_synthesis: bool = False) -> list[torch.nn.Parameter]:
+def averaged_parameters(model: CodecModel, train_synthesis: bool = False) -> list[torch.nn.Parameter]:
     """What the EMA of a decoder or joint stage averages: the networks a decoder stage trains."""
     return [p for m in trained_modules(model, "decoder", train_synthesis) for p in m.parameters()]
 
 
-def parameter_groups(model: GenCodecModel, params: list[torch.nn.Parameter], lr: float,
+def parameter_groups(model: CodecModel, params: list[torch.nn.Parameter], lr: float,
                      entropy_lr_scale: float) -> list[dict]:
     """Optimizer groups: the entropy model's parameters at lr * entropy_lr_scale, the rest at lr."""
     wanted = {id(p) for p in params}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -32,7 +32,7 @@ from .checkpoints import TrainState, exported_steps, latest_checkpoint, remove_u
 from .config import Stage, TrainConfig
 from .data import make_dataset
 from .export import export_model
-from .objectives import GenerativeObjective, codec_objective, random_levels
+from .objectives import GenerativeObjective, Space, codec_objective, random_levels
 from .parameters import averaged_parameters, parameter_groups, trainable_parameters
 from .tracking import MetricsLog, PeriodicValidation, flat_config, write_rank_report
 from .warm_start import build_stage_model
@@ -62,9 +62,10 @@ def run(cfg: TrainConfig, options: RunOptions) -> Path | None:
         if name in wanted:
             final = run_stage(cfg, cfg.resolve(index), options)
     last = options.out / cfg.names[-1] / "model"
-    if final == last and (last / "config.json").exists():
+    if final == last and (last / "config.json").exists() and PartialState().is_main_process:
         with atomic_output(options.out / "model") as tmp:
             shutil.copytree(last, tmp)
+    PartialState().destroy_process_group()  # once every stage is done (see StageRun.finish)
     return final
 
 
@@ -101,6 +102,7 @@ class StageRun:
 
     def setup(self) -> None:
         """Data, optimizers, objective, EMA, the resumed state, and what the stage records."""
+        self._licences()  # fails now, not at the export hours later
         self._data()
         self._optimizers()
         self._objective()
@@ -117,8 +119,14 @@ class StageRun:
         if not path:
             raise GencodecError("no training data: pass --data or set data.train in the config")
         acc = self.accelerator
-        self.dataset = make_dataset(path, data.crop_size, rank=acc.process_index, world_size=acc.num_processes,
-                                    seed=self.cfg.seed + self.stage.index)
+        shares = dict(rank=acc.process_index, world_size=acc.num_processes, seed=self.cfg.seed + self.stage.index)
+        if self.stage.family == "latent":  # cached latents (and, for LPIPS, their images)
+            from .latents import LatentShardDataset, check_latent_cache
+            check_latent_cache(path)
+            self.dataset = LatentShardDataset(path, data.crop_size, with_images=self.stage.kind != "codec",
+                                              **shares)
+        else:
+            self.dataset = make_dataset(path, data.crop_size, **shares)
         # The dataset already splits files between processes: the loader is not re-sharded.
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=data.batch_size,
                                                   num_workers=data.num_workers, drop_last=True)
@@ -144,8 +152,13 @@ class StageRun:
         from ..evaluation.perceptual import load_lpips
         from .discriminator import ConditionalDiscriminator
         disc = self.cfg.discriminator
+        # It judges the denoiser's output in the model's working space (for the latent family, the
+        # latent: see gencodec.training.discriminator), given y^ upsampled to that resolution.
+        den, synthesis = self.model.denoiser, self.model.synthesis
         discriminator = ConditionalDiscriminator(self.stage.model_setting("latent_channels"),
-                                                 channels=tuple(disc.channels))
+                                                 channels=tuple(disc.channels),
+                                                 image_channels=den.residual_channels // den.fold ** 2,
+                                                 upsample=synthesis.upsampling)
         d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=disc.lr, betas=(0.5, 0.9))
         self.model, self.optimizer, self.scheduler, self.discriminator, self.d_optimizer = acc.prepare(
             self.model, self.optimizer, self.scheduler, discriminator, d_optimizer)
@@ -153,7 +166,8 @@ class StageRun:
         self.objective = GenerativeObjective(lpips_net, self.discriminator, stage.loss_weights,
                                              train_codec=(stage.kind == "joint"),
                                              final_step_fraction=stage.final_step_fraction,
-                                             train_synthesis=(stage.kind == "joint" or stage.train_synthesis))
+                                             train_synthesis=(stage.kind == "joint" or stage.train_synthesis),
+                                             space=Space.of(acc.unwrap_model(self.model), stage.data.render_crop))
 
     def _ema_and_state(self) -> None:
         """The EMA of the decoder's weights (the export uses it) and the step, both checkpointed."""
@@ -198,8 +212,8 @@ class StageRun:
                    dynamic_ncols=True)
         self.model.train()
         while state.step < self.steps:
-            x = next(self.batches).to(acc.device)
-            metrics = self.generator_step(x)
+            x, image = self._split(next(self.batches))
+            metrics = self.generator_step(x, image)
             if self.objective is not None:
                 metrics.update(self.discriminator_step())
             if not acc.sync_gradients:
@@ -217,7 +231,15 @@ class StageRun:
                 save_checkpoint(acc, self.checkpoint_dir, state.step, self.cfg.keep_checkpoints)
         bar.close()
 
-    def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _split(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch -> (the model's input in its working space, the images where there are any), on the device."""
+        device = self.accelerator.device
+        if isinstance(batch, dict):  # the latent family: {"latent", "image"}
+            image = batch.get("image")
+            return batch["latent"].to(device), None if image is None else image.to(device)
+        return batch.to(device), batch.to(device)
+
+    def generator_step(self, x: torch.Tensor, image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step of the model (or one micro-batch of it, with gradient accumulation)."""
         acc, own, step = self.accelerator, self.stage.config, self.state.step
         level = random_levels(x.shape[0], self.raw_model.n_levels, x.device)
@@ -225,9 +247,10 @@ class StageRun:
         with acc.accumulate(self.model):
             with acc.autocast():
                 if self.objective is None:
-                    loss, metrics = codec_objective(self.model, x, level, self.lambdas * own.boost_at(step))
+                    loss, metrics = codec_objective(self.model, x, level, self.lambdas * own.boost_at(step),
+                                                    Space.of(self.raw_model))
                 else:
-                    loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas)
+                    loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas, image)
             if not torch.isfinite(loss):
                 raise GencodecError(f"non-finite loss ({loss.item()}) in stage '{self.stage.name}' at step {step}; "
                                     "lower the learning rate or resume from an earlier checkpoint")
@@ -256,6 +279,20 @@ class StageRun:
         self.accelerator.log(val_metrics, step=step)
         bar.write(" ".join(f"{k}={v:.4g}" for k, v in val_metrics.items()))
 
+    def _licences(self) -> dict[str, Path]:
+        """The licence of the pretrained weights a latent-family model holds, to ship beside them."""
+        if self.stage.family != "latent":
+            return {}
+        from ..latent_model import LICENSE_NAME
+        init = self.stage.warm_start(self.options.out)
+        candidates = ([init / LICENSE_NAME] if init is not None else []) + (
+            [Path(self.stage.autoencoder).expanduser() / "LICENSE"] if self.stage.autoencoder else [])
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            raise GencodecError(f"stage '{self.stage.name}': the autoencoder's licence is missing "
+                                f"(looked for {', '.join(map(str, candidates))})")
+        return {LICENSE_NAME: found}
+
     def finish(self) -> None:
         """Every process's report, then the export (with the EMA's weights, where there is one)."""
         acc = self.accelerator
@@ -264,7 +301,10 @@ class StageRun:
             export = copy.deepcopy(self.raw_model)
             if self.ema is not None:  # the release uses the averaged decoder weights
                 self.ema.copy_to(self._averaged(export))
-            export_model(export, self.export_dir, self.start_steps + self.steps)
+            export_model(export, self.export_dir, self.start_steps + self.steps, files=self._licences())
             acc.print(f"stage '{self.stage.name}': exported {self.export_dir}")
         acc.wait_for_everyone()
-        acc.end_training()
+        # Not acc.end_training(): it also destroys the process group, which the next stage,
+        # in the same processes, still needs.
+        for tracker in acc.trackers:
+            tracker.finish()

@@ -127,6 +127,11 @@ def _parse_field(f: dataclasses.Field, tp: Any, value: Any, path: str) -> Any:
     return parse_value(tp, value, path)
 
 
+def check_keywords(of: Callable, value: Any, path: str) -> dict:
+    """`value` as keyword arguments of `of` (see `keywords`); a SettingsError on a name or type it does not take."""
+    return _parse_keywords(of, value, path)
+
+
 def _parse_keywords(of: Callable, value: Any, path: str) -> dict:
     """Keyword arguments of `of`: names it takes, values of the types it annotates (kept as given)."""
     _expect(isinstance(value, Mapping), value, "a mapping", path)

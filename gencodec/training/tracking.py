@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 
 from ..errors import GencodecError
-from ..model import GenCodecModel, state_dict_sha256
+from ..model import CodecModel, state_dict_sha256
 from .config import Stage, TrainConfig
 
 
@@ -80,7 +80,7 @@ class PeriodicValidation:
     def due(self, step: int, last: int) -> bool:
         return bool(self.images) and (step % self.every == 0 or step == last)
 
-    def run(self, model: GenCodecModel, lpips_net, step: int) -> dict[str, float]:
+    def run(self, model: CodecModel, lpips_net, step: int) -> dict[str, float]:
         """`lpips_net`: the stage's own, or None (a codec stage), to load one here once."""
         from .validation import validate
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ class PeriodicValidation:
         return self._lpips
 
 
-def write_rank_report(accelerator: Accelerator, model: GenCodecModel, share_size: int, stage_dir: Path) -> None:
+def write_rank_report(accelerator: Accelerator, model: CodecModel, share_size: int, stage_dir: Path) -> None:
     """Every process records a digest of its parameters and the size of its data share.
 
     Identical digests on all ranks show that distributed training kept the

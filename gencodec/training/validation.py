@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..codec import Codec
 from ..evaluation.metrics import psnr
 from ..imageio import find_images, image_to_tensor, load_image, save_image
-from ..model import GenCodecModel
+from ..model import CodecModel
 from .losses import lpips_distance
 
 #: At most this many images (rows) go into the grid: enough to judge, small enough to open.
@@ -70,7 +70,7 @@ def codec_copy(model: torch.nn.Module, device: str | torch.device = "cpu") -> Co
     while True:
         if isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
             model = model._orig_mod
-        elif not isinstance(model, GenCodecModel) and isinstance(getattr(model, "module", None), torch.nn.Module):
+        elif not isinstance(model, CodecModel) and isinstance(getattr(model, "module", None), torch.nn.Module):
             model = model.module
         else:
             break

@@ -13,16 +13,24 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import GencodecError
-from ..model import GenCodecModel
+from ..model import CodecModel
+from ..pretrained import model_class
 from .checkpoints import exported_steps
 from .config import Stage
 
 
-def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = print) -> tuple[GenCodecModel, int]:
-    """The stage's model, from its warm start if it has one; and the steps the warm start was trained."""
-    model = GenCodecModel(**stage.model)
+def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = print) -> tuple[CodecModel, int]:
+    """The stage's model, from its warm start if it has one; and the steps the warm start was trained.
+
+    A latent-family model built from scratch takes its autoencoder's weights from `stage.autoencoder`.
+    """
+    cls = model_class(stage.family)
+    model = cls(**stage.model)
     init = stage.warm_start(out)
     if init is None:
+        if stage.family == "latent":
+            model.load_autoencoder(stage.autoencoder)
+            say(f"stage '{stage.name}': the autoencoder's weights from {stage.autoencoder}")
         return model, 0
     name, own = stage.name, stage.config
     steps = exported_steps(init)
@@ -30,7 +38,7 @@ def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = prin
         raise GencodecError(f"stage '{name}' starts from '{init}', which holds no exported model; "
                             "run the stage before it first")
     try:
-        added = model.load_warm_start(GenCodecModel.from_pretrained(init, low_cpu_mem_usage=False).state_dict(),
+        added = model.load_warm_start(cls.from_pretrained(init, low_cpu_mem_usage=False).state_dict(),
                                       fresh=tuple(own.fresh))
     except ValueError as exc:
         raise GencodecError(f"stage '{name}': the warm start {init} does not fit the config's model: {exc}") from None

@@ -1,0 +1,121 @@
+"""LatentCodecModel: the latent family, coding and generating in a pretrained autoencoder's latent space.
+
+    image -> frozen TAEF2 encoder -> L (32 ch, 1/8) -> LatentAnalysis -> y (1/16)
+          -> hyperprior latent codec (integer scale path, ANS) -> the file
+    y^    -> LatentSynthesis -> L_bar (realism 0) and features
+          -> one-step conditional diffusion of the residual L - L_bar   (realism 1)
+          -> L_bar + realism * residual -> frozen TAEF2 decoder -> image
+
+The autoencoder's decoder was trained adversarially to draw texture from a
+good latent: the codec's own networks only have to get the latent right, at
+64 times fewer positions than the image. The autoencoder's weights are part
+of this model (its state dict, hence its fingerprint); they are loaded from
+their pretrained folder when a model is first built for training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from diffusers.configuration_utils import register_to_config
+
+from .diffusion import diffusion_settings
+from .entropy.hyperprior import HyperpriorLatentCodec
+from .model import CodecModel
+from .nn.denoiser import ResidualDenoiser
+from .nn.latent_transforms import LatentAnalysis, LatentSynthesis
+from .nn.taef2 import LATENT_CHANNELS, SCALE, TAEF2Decoder, TAEF2Encoder, load_taef2
+
+# The default denoiser of the latent residual: a diffusers UNet at the latent's resolution.
+DEFAULT_LATENT_DECODER = {"block_out_channels": [96, 128, 192], "layers_per_block": 1, "residual_scale": 2.0}
+
+AUTOENCODERS = ("taef2",)
+
+#: The autoencoder's licence travels with its weights: beside them in every model folder,
+#: copied from the pretrained folder ("LICENSE") or from the model a stage starts from.
+LICENSE_NAME = "LICENSE-TAEF2"
+
+
+class LatentCodecModel(CodecModel):
+    """TAEF2 encoder and decoder (frozen), latent analysis and synthesis, hyperprior codec and latent denoiser.
+
+    The arguments mirror GenCodecModel's; `channels` and `blocks` name the
+    two stages of the latent transforms (at 1/8 and 1/16 of the image).
+    """
+
+    space_scale = SCALE
+    distortion_scale = 1.0  # the latent's MSE as it is: its values spread about 0.85, not 1/255
+    FROZEN = ("image_encoder", "image_decoder")
+
+    @register_to_config
+    def __init__(
+        self,
+        autoencoder: str = "taef2",
+        latent_channels: int = 192,
+        channels: tuple = (128, 192),
+        blocks: tuple = (1, 2),
+        attention: bool = True,
+        attention_heads: int = 4,
+        attention_window: int = 8,
+        hyper_channels: int = 128,
+        hyper_latent_channels: int = 64,
+        n_levels: int = 8,
+        n_scales: int = 64,
+        scale_min: float = 0.11,
+        scale_max: float = 64.0,
+        z_half_width: int = 32,
+        gain_range: tuple = (0.25, 2.0),
+        generative_decoder: dict | None = DEFAULT_LATENT_DECODER,
+        diffusion: dict | None = None,
+        trained_steps: int = 0,
+    ):
+        super().__init__()
+        if autoencoder not in AUTOENCODERS:
+            raise ValueError(f"unknown autoencoder '{autoencoder}' (known: {', '.join(AUTOENCODERS)})")
+        self.register_to_config(diffusion=diffusion_settings(diffusion))
+        self.image_encoder = TAEF2Encoder().requires_grad_(False)
+        self.image_decoder = TAEF2Decoder().requires_grad_(False)
+        transform_args = dict(channels=tuple(channels), blocks=tuple(blocks), attention=attention,
+                              heads=attention_heads, window=attention_window)
+        self.analysis = LatentAnalysis(LATENT_CHANNELS, latent_channels, **transform_args)
+        self.synthesis = LatentSynthesis(latent_channels, LATENT_CHANNELS, **transform_args)
+        denoiser = dict(generative_decoder or {})
+        self.residual_scale = float(denoiser.pop("residual_scale", 2.0))
+        self.denoiser = (ResidualDenoiser(self.synthesis.feature_channels, fold=1, image_channels=LATENT_CHANNELS,
+                                          centre=False, **denoiser)
+                         if generative_decoder is not None else None)
+        self.latent_codec = HyperpriorLatentCodec(
+            latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
+            scale_min, scale_max, z_half_width, tuple(gain_range))
+
+    def load_autoencoder(self, folder: str | Path) -> None:
+        """Copy the pretrained autoencoder's weights in (a model built for training starts with them)."""
+        encoder, decoder = load_taef2(folder)
+        self.image_encoder.load_state_dict(encoder.state_dict())
+        self.image_decoder.load_state_dict(decoder.state_dict())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.FROZEN:  # the autoencoder always runs as at inference
+            getattr(self, name).eval()
+        return self
+
+    def tune_for(self, device: torch.device | str | None) -> None:
+        """On a CPU, the autoencoder's convolutions run channels-last (NHWC): oneDNN's fast layout for
+        64-channel 3x3 convolutions at full resolution, where decoding spends most of its time.
+        None: back to the layout as built."""
+        self._channels_last = device is not None and torch.device(device).type == "cpu"
+        layout = torch.channels_last if self._channels_last else torch.contiguous_format
+        self.image_encoder.to(memory_format=layout)
+        self.image_decoder.to(memory_format=layout)
+
+    def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if getattr(self, "_channels_last", False) else x
+
+    def to_space(self, x: torch.Tensor) -> torch.Tensor:
+        return self.image_encoder(self._laid_out(x)).contiguous()
+
+    def render(self, s: torch.Tensor) -> torch.Tensor:
+        return self.image_decoder(self._laid_out(s)).contiguous()
