@@ -230,3 +230,17 @@ def test_reconstruction_grid(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "out of range" in err[0] and "no such file" in err[1]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_rd_curves_reads_a_run_at_matched_rates():
+    """Linear in log bpp between the levels' means; outside the ladder: None."""
+    rd = _load_script("rd_curves")
+
+    def record(level, bpp, lpips):
+        return {"image": "a", "codec": "gencodec", "level": level, "realism": 1.0, "bytes": 100, "bpp": bpp,
+                "psnr": 20.0, "ms_ssim": 0.5, "lpips": lpips}
+
+    results = {"model": {"name": "m"}, "records": [record(0, 0.01, 0.6), record(1, 0.04, 0.4)]}
+    low, middle, high, outside = rd.at_rates(results, [0.01, 0.02, 0.04, 0.08])
+    assert low == pytest.approx(0.6) and high == pytest.approx(0.4) and outside is None
+    assert middle == pytest.approx(0.5)  # 0.02 is halfway between 0.01 and 0.04 in log bpp
