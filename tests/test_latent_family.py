@@ -199,7 +199,7 @@ def test_a_latent_run_on_an_image_folder_is_a_clear_error(taef2_dir, tmp_path):
 def test_configs_latent_yaml_is_valid():
     cfg = load_config(ROOT / "configs" / "latent.yaml")
     assert cfg.family == "latent" and cfg.names == ["codec", "decoder"]
-    assert cfg.resolve(1).model_setting("latent_channels") == 128
+    assert cfg.resolve(1).model_setting("latent_channels") == 48
 
 
 @pytest.mark.parametrize("change, message", [

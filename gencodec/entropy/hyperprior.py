@@ -104,10 +104,13 @@ class HyperpriorLatentCodec(nn.Module):
         rate of the factorized density cannot see: unclamped, a codec can learn to
         carry its picture in huge z values that look cheap in training and cost
         thousands of bytes in the file. Clamped, a value out of range carries no
-        more than the edge of the range, and its gradient stops there.
+        more than the edge of the range. The clamp passes its gradient straight
+        through, so the rate can still pull a value at the edge back into range
+        (a plain clamp would leave it stuck there).
         """
         k = self.z_prior.half_width
-        return (self.hyper_analysis(y) * gz).clamp(-k, k)
+        z = self.hyper_analysis(y) * gz
+        return z + (z.clamp(-k, k) - z).detach()
 
     # -- training / evaluation forward -------------------------------------------------------
     def forward(self, y: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
