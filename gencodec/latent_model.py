@@ -22,7 +22,6 @@ import torch
 from diffusers.configuration_utils import register_to_config
 
 from .diffusion import diffusion_settings
-from .entropy.hyperprior import HyperpriorLatentCodec
 from .model import CodecModel
 from .nn.denoiser import ResidualDenoiser
 from .nn.latent_transforms import LatentAnalysis, LatentSynthesis
@@ -86,9 +85,7 @@ class LatentCodecModel(CodecModel):
         self.denoiser = (ResidualDenoiser(self.synthesis.feature_channels, fold=1, image_channels=LATENT_CHANNELS,
                                           centre=False, **denoiser)
                          if generative_decoder is not None else None)
-        self.latent_codec = HyperpriorLatentCodec(
-            latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
-            scale_min, scale_max, z_half_width, tuple(gain_range))
+        self._build_latent_codec()
 
     def load_autoencoder(self, folder: str | Path) -> None:
         """Copy the pretrained autoencoder's weights in (a model built for training starts with them)."""

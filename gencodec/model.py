@@ -78,6 +78,13 @@ class CodecModel(ModelMixin, ConfigMixin):
         """Image (N,3,H,W) in [0,1], sides multiples of padding_multiple -> y."""
         return self.analysis(self.to_space(x))
 
+    def _build_latent_codec(self) -> None:
+        """The hyperprior latent codec, from the config (every family's __init__ ends with it)."""
+        c = self.config
+        self.latent_codec = HyperpriorLatentCodec(
+            c.latent_channels, c.hyper_channels, c.hyper_latent_channels, c.n_levels, c.n_scales,
+            c.scale_min, c.scale_max, c.z_half_width, tuple(c.gain_range))
+
     @property
     def downsampling(self) -> int:
         """Image pixels per position of y, per side."""
@@ -219,6 +226,4 @@ class GenCodecModel(CodecModel):
         self.synthesis = SynthesisTransform(latent_channels, feature_scale=fold, **transform_args)
         self.denoiser = (ResidualDenoiser(self.synthesis.feature_channels, fold=fold, **denoiser)
                          if generative_decoder is not None else None)
-        self.latent_codec = HyperpriorLatentCodec(
-            latent_channels, hyper_channels, hyper_latent_channels, n_levels, n_scales,
-            scale_min, scale_max, z_half_width, tuple(gain_range))
+        self._build_latent_codec()
