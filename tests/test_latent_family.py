@@ -141,6 +141,32 @@ def test_space_renders_an_aligned_crop():
     assert Space.of(LatentCodecModel(**TINY)).pixels(latent) == 6 * 5 * 64
 
 
+def test_pixel_distortion_adds_the_rendered_crops_pixel_mse(model):
+    """codec_objective's pixel term: weight x the MSE of x_bar's rendered crop against the image's same crop."""
+    from gencodec.training.losses import mse
+    from gencodec.training.objectives import codec_objective
+
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 64, 64)
+    latent = model.to_space(image)
+    level, lambdas = torch.tensor([0, 3]), torch.tensor([0.5, 1.0, 2.0, 4.0])
+    space = Space.of(model, render_crop=32)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        plain, metrics = codec_objective(model, latent, level, lambdas, space)
+        torch.manual_seed(1)
+        weighted, pixel_metrics = codec_objective(model, latent, level, lambdas, space, image, pixel_distortion=3.0)
+        torch.manual_seed(1)
+        x_bar = model(latent, level)["x_bar"]
+        rendered, target = space.to_image(x_bar, image)
+    assert rendered.shape == (2, 3, 32, 32)
+    expected = plain + (lambdas[level] * 3.0 * mse(rendered, target)).mean()
+    assert torch.allclose(weighted, expected, rtol=1e-5)
+    assert "psnr" in pixel_metrics and "psnr" not in metrics
+    with pytest.raises(ValueError, match="needs a rendering working space and the batch's images"):
+        codec_objective(model, latent, level, lambdas, space, None, pixel_distortion=3.0)
+
+
 def _config(tmp_path, taef2_dir, **changes) -> str:
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny_latent.yaml"))
     cfg["autoencoder"] = str(taef2_dir)
@@ -208,6 +234,9 @@ def test_configs_latent_yaml_is_valid():
     (lambda c: c["data"].update(crop_size=96), "data.crop_size: the latent family needs a multiple of 64, got 96"),
     (lambda c: c.update(autoencoder=None), "autoencoder: the latent family needs the folder"),
     (lambda c: c.update(family="pixels"), "family: expected "),
+    (lambda c: c["stages"][1].update(pixel_distortion=1.0),
+     "stage 'decoder': pixel_distortion is a non-negative weight for the latent family's codec stages"),
+    (lambda c: c["stages"][0].update(pixel_distortion=-1.0), "stage 'codec': pixel_distortion is a non-negative"),
 ])
 def test_latent_config_errors_are_one_line(change, message):
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny_latent.yaml"))

@@ -96,6 +96,9 @@ class StageConfig:
     boost_steps: int = 0
     rate_quantizer: Literal["noise", "ste"] = "noise"
     rate_quantizer_from: int = 0
+    # The latent family's codec stages: weight of the pixel MSE of a crop of x_bar rendered by the frozen
+    # decoder (data.render_crop px), beside the latent MSE: it is pixels that realism 0 should be closest in.
+    pixel_distortion: float = 0.0
     level_init: list[int] | None = None  # level l starts from the warm start's level level_init[l]
     level_init_log_gain_offsets: list[float] | None = None
     level_init_log_z_gain_offsets: list[float] | None = None
@@ -323,6 +326,9 @@ def _check_objective_settings(stage: Stage) -> None:
     decoder_only = [key for key, present in given.items() if present]
     if kind == "codec" and decoder_only:
         raise GencodecError(f"stage '{name}' trains the codec only: '{decoder_only[0]}' has no effect there")
+    if own.pixel_distortion and (kind != "codec" or stage.family != "latent" or own.pixel_distortion < 0):
+        raise GencodecError(f"stage '{name}': pixel_distortion is a non-negative weight for the latent family's "
+                            f"codec stages, got {own.pixel_distortion} in a {stage.family} {kind} stage")
     if given["train_synthesis"] and kind != "decoder":
         raise GencodecError(f"stage '{name}': train_synthesis applies to decoder stages only "
                             "(a joint stage trains the synthesis anyway)")

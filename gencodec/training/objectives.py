@@ -3,7 +3,8 @@
 Kept in the package (not in train/) so the training script and the demo's
 on-the-spot fit share one definition.
 
-    codec    rate + lambda(level) * scale * MSE(x_bar, x)             (codec pretraining)
+    codec    rate + lambda(level) * scale * MSE(x_bar, x)             (codec pretraining; the latent
+             family may add the pixel MSE of a rendered crop)
     decoder  diffusion + LPIPS + adversarial on the denoiser's x0       (codec frozen; the base
              synthesis G frozen too, or trained with them and a base MSE term)
     joint    both of the above, every network trained                   (joint fine-tuning)
@@ -91,14 +92,29 @@ def _psnr(distortion: torch.Tensor) -> torch.Tensor:
 
 
 def codec_objective(model: CodecModel, x: torch.Tensor, level: torch.Tensor,
-                    lambdas: torch.Tensor, space: Space = Space()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Stage 1, codec pretraining: rate + lambda(level) * MSE of the base reconstruction (in the working space)."""
+                    lambdas: torch.Tensor, space: Space = Space(), image: torch.Tensor | None = None,
+                    pixel_distortion: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Stage 1, codec pretraining: rate + lambda(level) * MSE of the base reconstruction (in the working space).
+
+    With `pixel_distortion` (the latent family) the distortion also counts, at that weight, the pixel MSE
+    of a crop of x_bar rendered by the frozen decoder against the same crop of `image`: a latent's MSE
+    weighs every channel alike, while the decoder does not, and the mean latent of a blurred region
+    does not render as that region blurred.
+    """
     out = model(x, level)
     num_pixels = space.pixels(x)
     bpp = losses.bits_per_pixel(out["bits"], num_pixels)
     distortion = losses.mse(out["x_bar"].float(), x.float())
+    metrics = {"mse": distortion.mean().detach()}
+    if pixel_distortion:
+        if image is None or space.render is None:
+            raise ValueError("pixel_distortion needs a rendering working space and the batch's images")
+        rendered, target = space.to_image(out["x_bar"].float(), image.float())
+        pixel_mse = losses.mse(rendered, target)
+        distortion = distortion + pixel_distortion * pixel_mse
+        metrics["psnr"] = _psnr(pixel_mse.detach())
     loss = losses.rate_distortion(bpp.float(), distortion, lambdas[level], space.distortion_scale)
-    metrics = {"loss": loss.detach(), "bpp": bpp.mean().detach(), "mse": distortion.mean().detach(),
+    metrics = {"loss": loss.detach(), "bpp": bpp.mean().detach(), **metrics,
                **({"psnr": _psnr(distortion).detach()} if space.render is None else {}),
                "bpp_z": losses.bits_per_pixel(out["bits_z"], num_pixels).mean().detach()}
     return loss, metrics

@@ -123,8 +123,8 @@ class StageRun:
         if self.stage.family == "latent":  # cached latents (and, for LPIPS, their images)
             from .latents import LatentShardDataset, check_latent_cache
             check_latent_cache(path)
-            self.dataset = LatentShardDataset(path, data.crop_size, with_images=self.stage.kind != "codec",
-                                              **shares)
+            with_images = self.stage.kind != "codec" or bool(self.stage.config.pixel_distortion)
+            self.dataset = LatentShardDataset(path, data.crop_size, with_images=with_images, **shares)
         else:
             self.dataset = make_dataset(path, data.crop_size, **shares)
         # The dataset already splits files between processes: the loader is not re-sharded.
@@ -248,7 +248,8 @@ class StageRun:
             with acc.autocast():
                 if self.objective is None:
                     loss, metrics = codec_objective(self.model, x, level, self.lambdas * own.boost_at(step),
-                                                    Space.of(self.raw_model))
+                                                    Space.of(self.raw_model, self.stage.data.render_crop), image,
+                                                    own.pixel_distortion)
                 else:
                     loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas, image)
             if not torch.isfinite(loss):
