@@ -25,12 +25,16 @@ from .diffusion import diffusion_settings
 from .model import CodecModel
 from .nn.denoiser import ResidualDenoiser
 from .nn.latent_transforms import LatentAnalysis, LatentSynthesis
-from .nn.taef2 import LATENT_CHANNELS, SCALE, TAEF2Decoder, TAEF2Encoder, load_taef2
+from .nn.taef2 import (LATENT_CHANNELS, SCALE, FastTAEF2Decoder, FastTAEF2Encoder, TAEF2Decoder, TAEF2Encoder,
+                        load_shared_layers, load_taef2)
 
 # The default denoiser of the latent residual: a diffusers UNet at the latent's resolution.
 DEFAULT_LATENT_DECODER = {"block_out_channels": [96, 128, 192], "layers_per_block": 1, "residual_scale": 2.0}
 
-AUTOENCODERS = ("taef2",)
+# The autoencoder's (encoder, decoder) classes. "taef2-fast": TAEF2 with its full-resolution layers
+# replaced by half-resolution ones, distilled from TAEF2 (a `distill` training stage): about half the
+# multiply-adds of each.
+AUTOENCODERS = {"taef2": (TAEF2Encoder, TAEF2Decoder), "taef2-fast": (FastTAEF2Encoder, FastTAEF2Decoder)}
 
 #: The autoencoder's licence travels with its weights: beside them in every model folder,
 #: copied from the pretrained folder ("LICENSE") or from the model a stage starts from.
@@ -41,7 +45,7 @@ class LatentCodecModel(CodecModel):
     """TAEF2 encoder and decoder (frozen), latent analysis and synthesis, hyperprior codec and latent denoiser.
 
     The arguments mirror GenCodecModel's; `channels` and `blocks` name the
-    two stages of the latent transforms (at 1/8 and 1/16 of the image).
+    stages of the latent transforms (at 1/8, 1/16, ... of the image; y at the coarsest).
     """
 
     space_scale = SCALE
@@ -74,8 +78,9 @@ class LatentCodecModel(CodecModel):
         if autoencoder not in AUTOENCODERS:
             raise ValueError(f"unknown autoencoder '{autoencoder}' (known: {', '.join(AUTOENCODERS)})")
         self.register_to_config(diffusion=diffusion_settings(diffusion))
-        self.image_encoder = TAEF2Encoder().requires_grad_(False)
-        self.image_decoder = TAEF2Decoder().requires_grad_(False)
+        encoder_class, decoder_class = AUTOENCODERS[autoencoder]
+        self.image_encoder = encoder_class().requires_grad_(False)
+        self.image_decoder = decoder_class().requires_grad_(False)
         transform_args = dict(channels=tuple(channels), blocks=tuple(blocks), attention=attention,
                               heads=attention_heads, window=attention_window)
         self.analysis = LatentAnalysis(LATENT_CHANNELS, latent_channels, **transform_args)
@@ -88,10 +93,46 @@ class LatentCodecModel(CodecModel):
         self._build_latent_codec()
 
     def load_autoencoder(self, folder: str | Path) -> None:
-        """Copy the pretrained autoencoder's weights in (a model built for training starts with them)."""
+        """Copy the pretrained autoencoder's weights in (a model built for training starts with them).
+        A fast autoencoder takes the layers it shares with TAEF2; its own start untrained."""
         encoder, decoder = load_taef2(folder)
-        self.image_encoder.load_state_dict(encoder.state_dict())
-        self.image_decoder.load_state_dict(decoder.state_dict())
+        for own, pretrained in ((self.image_encoder, encoder), (self.image_decoder, decoder)):
+            if isinstance(own, (FastTAEF2Encoder, FastTAEF2Decoder)):
+                load_shared_layers(own, pretrained.state_dict())
+            else:
+                own.load_state_dict(pretrained.state_dict())
+
+    @property
+    def fast_autoencoder(self) -> bool:
+        return self.config.autoencoder == "taef2-fast"
+
+    def load_warm_start(self, state: dict[str, torch.Tensor], fresh: tuple[str, ...] = ()) -> list[str]:
+        """As CodecModel's; and a model with the fast autoencoder may start from one with TAEF2 itself:
+        it takes the layers they share, and its own layers start untrained (for a `distill` stage)."""
+        new = []
+        if self.fast_autoencoder and "image_decoder.19.weight" in state:
+            replaced = {"image_encoder": FastTAEF2Encoder, "image_decoder": FastTAEF2Decoder}
+            state = {key: value for key, value in state.items()
+                     if not any(key.startswith(f"{name}.{prefix}") for name, cls in replaced.items()
+                                for prefix in cls.REPLACED)}
+            own = self.state_dict()
+            state.update({key: own[key] for name, cls in replaced.items() for prefix in cls.NEW
+                          for key in own if key.startswith(f"{name}.{prefix}")})
+            new = [f"{name}.{prefix.rstrip('.')}" for name, cls in replaced.items() for prefix in cls.NEW]
+        return super().load_warm_start(state, fresh) + new
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None, noise=None, train_codec: bool = True,
+                train_synthesis: bool | None = None, image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """CodecModel's training forward; with `image` (a distill stage) the autoencoder's instead:
+        x, a latent, rendered; and `image`, encoded."""
+        if image is not None:
+            return {"rendered": self.render(x), "latent": self.to_space(image)}
+        return super().forward(x, level, noise, train_codec, train_synthesis)
+
+    def how_new_modules_start(self, module: str) -> str:
+        if module.startswith(("image_encoder.", "image_decoder.")):
+            return "untrained: a distill stage trains it"
+        return super().how_new_modules_start(module)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -166,6 +166,10 @@ class CodecModel(ModelMixin, ConfigMixin):
             raise ValueError(f"{len(other)} tensors do not match the model, e.g. '{other[0]}'")
         return [prefix.rstrip(".") for prefix in new]
 
+    def how_new_modules_start(self, module: str) -> str:
+        """For the log: how a module that load_warm_start reported as new starts."""
+        return "it starts as the identity"
+
     def update_tables(self) -> None:
         self.latent_codec.update_tables()
 

@@ -108,7 +108,7 @@ def test_an_unknown_key_is_one_line_naming_it(change, message):
     (lambda c: c["data"].pop("crop_size"), "data.crop_size: required, but not given"),
     (lambda c: c["stages"][1].pop("name"), "stages[1].name: required, but not given"),
     (lambda c: c["stages"][1].update(objective="codex"), "stages[1].objective: expected one of codec, decoder, "
-                                                         "joint, got 'codex'"),
+                                                         "joint, distill, got 'codex'"),
     (lambda c: c["stages"][1].update(train_synthesis="yes"), "stages[1].train_synthesis: expected true or false, "
                                                              "got 'yes'"),
     (lambda c: c["stages"][0].update(rate_quantizer="round"), "stages[0].rate_quantizer: expected one of noise, ste"),
@@ -137,7 +137,7 @@ def test_a_config_file_error_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("stage, message", [
     ({"name": "codec_low", "steps": 1}, "stage 'codec_low' has unknown objective 'codec_low' (objectives are "
-                                        "codec, decoder, joint); set `objective:`"),
+                                        "codec, decoder, joint, distill); set `objective:`"),
     ({"name": "codec", "steps": 1, "final_step_fraction": 0.5}, "stage 'codec' trains the codec only: "
                                                                 "'final_step_fraction' has no effect there"),
     ({"name": "codec", "steps": 1, "train_synthesis": True}, "stage 'codec' trains the codec only: 'train_synthesis'"),

@@ -99,6 +99,58 @@ class TAEF2Decoder(nn.Sequential):
         return super().forward(z).clamp(0.0, 1.0)
 
 
+class FastTAEF2Encoder(nn.Sequential):
+    """TAEF2Encoder with its full-resolution layers (0-2) replaced by a head at half resolution.
+
+    The teacher's conv 3->64 and block at full size, and its stride-2 conv, cost
+    about half of its multiply-adds; this head packs each 2x2 pixels into 12
+    channels (pixel unshuffle) and maps them with two convolutions at half size.
+    Layers 3-14 are the teacher's, under the same keys; indices 1 and 2 hold
+    nothing, so that they keep their numbers. Trained by distillation.
+    """
+
+    NEW = ("0.",)        # keys of its own layers
+    REPLACED = ("0.", "1.", "2.")  # the teacher's keys it does not have
+
+    def __init__(self):
+        c = CHANNELS
+        head = nn.Sequential(nn.PixelUnshuffle(2), conv(12, c), nn.ReLU(), conv(c, c))
+        teacher = TAEF2Encoder()
+        super().__init__(head, nn.Identity(), nn.Identity(), *list(teacher)[3:])
+
+
+class FastTAEF2Decoder(nn.Sequential):
+    """TAEF2Decoder with its full-resolution layers (16-19) replaced by a tail at half resolution.
+
+    The teacher's last stage (upsample, conv, block and the 64->3 conv at full
+    size) costs more than half of its multiply-adds; this tail maps the half-size
+    features to 12 channels with two convolutions and unpacks them into 2x2
+    pixels (pixel shuffle). Layers 0-15 are the teacher's, under the same keys.
+    Trained by distillation.
+    """
+
+    NEW = ("16.",)
+    REPLACED = ("17.", "18.", "19.")
+
+    def __init__(self):
+        c = CHANNELS
+        teacher = TAEF2Decoder()
+        tail = nn.Sequential(conv(c, c), nn.ReLU(), conv(c, 12), nn.PixelShuffle(2))
+        super().__init__(*list(teacher)[:16], tail)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z).clamp(0.0, 1.0)
+
+
+def load_shared_layers(student: nn.Module, teacher_state: dict[str, torch.Tensor]) -> None:
+    """Copy into a fast student the teacher's tensors of the layers they share."""
+    own = student.state_dict()
+    shared = {k: v for k, v in teacher_state.items() if not k.startswith(student.REPLACED)}
+    if set(shared) != {k for k in own if not k.startswith(student.NEW)}:
+        raise ValueError(f"the teacher's layers do not fit {type(student).__name__}")
+    student.load_state_dict(shared, strict=False)
+
+
 def _few(keys: list[str]) -> str:
     """Up to three keys, so that a message stays on one line."""
     if not keys:

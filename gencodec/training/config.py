@@ -335,8 +335,31 @@ def _check_objective_settings(stage: Stage) -> None:
     if kind != "codec" and stage.loss_weights.base and not stage.train_synthesis:
         raise GencodecError(f"stage '{name}': loss weight 'base' applies only with train_synthesis: true "
                             "(a joint stage weighs the base reconstruction by its lambdas)")
+    if kind == "distill":
+        _check_distill(stage)
+        return
     if kind != "codec" and stage.model_setting("generative_decoder") is None:
         raise GencodecError(f"stage '{name}' trains the generative decoder, but the model config has none")
+
+
+def _check_distill(stage: Stage) -> None:
+    """A distill stage trains the latent family's fast autoencoder against TAEF2, from its folder."""
+    name = stage.name
+    if stage.family != "latent" or stage.model_setting("autoencoder") != "taef2-fast":
+        raise GencodecError(f"stage '{name}': a distill stage trains the fast autoencoder of the latent family: "
+                            "set family: latent and the stage's model: {autoencoder: taef2-fast}")
+    if not stage.autoencoder:
+        raise GencodecError(f"stage '{name}': a distill stage needs `autoencoder:`, the folder of TAEF2's "
+                            "weights (its teachers)")
+    if not stage.data.render_crop or stage.data.render_crop % 8:
+        raise GencodecError(f"stage '{name}': a distill stage needs data.render_crop, the side of its crops "
+                            f"in pixels, a multiple of 8 (got {stage.data.render_crop})")
+    if stage.config.final_step_fraction is not None:
+        raise GencodecError(f"stage '{name}': final_step_fraction has no effect in a distill stage")
+    unused = sorted(set(stage.config.loss_weights) - {"lpips"})
+    if unused:
+        raise GencodecError(f"stage '{name}': a distill stage weighs LPIPS only; loss weight '{unused[0]}' "
+                            "has no effect there")
 
 
 def _check_warm_start(stage: Stage) -> None:

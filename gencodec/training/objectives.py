@@ -8,6 +8,7 @@ on-the-spot fit share one definition.
     decoder  diffusion + LPIPS + adversarial on the denoiser's x0       (codec frozen; the base
              synthesis G frozen too, or trained with them and a base MSE term)
     joint    both of the above, every network trained                   (joint fine-tuning)
+    distill  the latent family's fast autoencoder against TAEF2 itself  (DistillObjective)
 
 Every term but LPIPS lives in the model's working space (CodecModel): the
 image for the pixel family, the autoencoder's latent for the latent family.
@@ -27,7 +28,7 @@ from ..model import CodecModel
 from . import losses
 from .noise import TrainingNoise
 
-STAGES = ("codec", "decoder", "joint")
+STAGES = ("codec", "decoder", "joint", "distill")
 
 
 @dataclass
@@ -72,12 +73,17 @@ class Space:
         """(rendered s, the matching crop of image): the same aligned random crop of both, at most render_crop px."""
         if self.render is None:
             return s, image
+        s, image = self.crop(s, image, generator)
+        return self.render(s), image
+
+    def crop(self, s: torch.Tensor, image: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same aligned random crop of s and of its image, at most render_crop px a side."""
         cells = s.shape[-1] if self.render_crop is None else min(self.render_crop // self.scale, s.shape[-1])
         rows = min(cells, s.shape[-2])
         top = int(torch.randint(0, s.shape[-2] - rows + 1, (1,), generator=generator))
         left = int(torch.randint(0, s.shape[-1] - cells + 1, (1,), generator=generator))
         f = self.scale
-        return (self.render(s[..., top:top + rows, left:left + cells]),
+        return (s[..., top:top + rows, left:left + cells],
                 image[..., top * f:(top + rows) * f, left * f:(left + cells) * f])
 
 
@@ -194,3 +200,38 @@ class GenerativeObjective:
             d_loss = d_loss + 0.5 * w.r1 * penalty
             metrics["r1"] = penalty.detach()
         return d_loss, metrics
+
+
+class DistillObjective:
+    """A `distill` stage: the latent family's fast autoencoder learns to do what TAEF2 does.
+
+    On the same aligned random crop of a latent and its image (data.render_crop
+    px), the fast decoder's rendering of the latent is pulled to the frozen TAEF2
+    decoder's (10 x pixel MSE + `weights.lpips` x LPIPS), and the fast encoder's
+    latent of the image crop to TAEF2's encoder's (latent MSE). The teachers are
+    the pretrained networks themselves, so every latent the codec was trained on
+    keeps its meaning. The two students share no parameter: each term trains one.
+    """
+
+    PIXEL_WEIGHT = 10.0  # the pixel MSE (about 1e-3 at a close match) next to LPIPS (about 0.05)
+
+    def __init__(self, teacher_encoder: torch.nn.Module, teacher_decoder: torch.nn.Module,
+                 lpips_net: torch.nn.Module, weights: LossWeights, space: Space):
+        self.teacher_encoder, self.teacher_decoder = teacher_encoder, teacher_decoder
+        self.lpips, self.weights, self.space = lpips_net, weights, space
+
+    def generator_loss(self, model, x: torch.Tensor, level: torch.Tensor, lambdas: torch.Tensor,
+                       image: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x: latents, image: their images. (level and lambdas: unused, as the signature of the other stages.)"""
+        if image is None:
+            raise ValueError("a distill stage needs the batch's images")
+        latent, image = self.space.crop(x.float(), image.float())
+        out = model(latent, image=image)  # the forward, so that distributed training synchronises gradients
+        with torch.no_grad():
+            rendered, encoded = self.teacher_decoder(latent), self.teacher_encoder(image)
+        pixel = losses.mse(out["rendered"].float(), rendered).mean()
+        perceptual = losses.lpips_distance(self.lpips, out["rendered"].float(), rendered).mean()
+        encoder = losses.mse(out["latent"].float(), encoded).mean()
+        loss = self.PIXEL_WEIGHT * pixel + self.weights.lpips * perceptual + encoder
+        return loss, {"loss": loss.detach(), "psnr_decoder": _psnr(pixel.detach().unsqueeze(0)),
+                      "lpips_decoder": perceptual.detach(), "mse_encoder": encoder.detach()}

@@ -14,9 +14,12 @@ ENTROPY_PARAMETERS = ("latent_codec.z_prior.", "latent_codec.log_gain", "latent_
 
 def trained_modules(model: CodecModel, kind: str, train_synthesis: bool = False) -> list[torch.nn.Module]:
     """codec: all but the denoiser; decoder: the denoiser (and the base synthesis G with
-    `train_synthesis`); joint: everything. Never the model's FROZEN modules (a pretrained autoencoder)."""
+    `train_synthesis`); joint: everything. Never the model's FROZEN modules (a pretrained autoencoder),
+    but for distill, which trains those only."""
     if kind == "decoder":
         return [model.denoiser, model.synthesis] if train_synthesis else [model.denoiser]
+    if kind == "distill":  # the latent family's (fast) autoencoder, and nothing else
+        return [getattr(model, name) for name in model.FROZEN]
     skipped = set(model.FROZEN) | ({"denoiser"} if kind == "codec" else set())
     return [m for name, m in model.named_children() if name not in skipped]
 

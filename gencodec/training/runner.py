@@ -32,7 +32,7 @@ from .checkpoints import TrainState, exported_steps, latest_checkpoint, remove_u
 from .config import Stage, TrainConfig
 from .data import make_dataset
 from .export import export_model
-from .objectives import GenerativeObjective, Space, codec_objective, random_levels
+from .objectives import DistillObjective, GenerativeObjective, Space, codec_objective, random_levels
 from .parameters import averaged_parameters, parameter_groups, trainable_parameters
 from .tracking import MetricsLog, PeriodicValidation, flat_config, write_rank_report
 from .warm_start import build_stage_model
@@ -123,7 +123,7 @@ class StageRun:
         if self.stage.family == "latent":  # cached latents (and, for LPIPS, their images)
             from .latents import LatentShardDataset, check_latent_cache
             check_latent_cache(path)
-            with_images = self.stage.kind != "codec" or bool(self.stage.config.pixel_distortion)
+            with_images = self.stage.kind != "codec" or bool(self.stage.config.pixel_distortion)  # LPIPS, distill
             self.dataset = LatentShardDataset(path, data.crop_size, with_images=with_images, **shares)
         else:
             self.dataset = make_dataset(path, data.crop_size, **shares)
@@ -150,6 +150,14 @@ class StageRun:
             self.model, self.optimizer, self.scheduler = acc.prepare(self.model, self.optimizer, self.scheduler)
             return
         from ..evaluation.perceptual import load_lpips
+        if stage.kind == "distill":
+            from ..nn.taef2 import load_taef2
+            teachers = [t.to(acc.device) for t in load_taef2(stage.autoencoder)]
+            self.model, self.optimizer, self.scheduler = acc.prepare(self.model, self.optimizer, self.scheduler)
+            self.objective = DistillObjective(*teachers, load_lpips(self.options.lpips_weights).to(acc.device),
+                                              stage.loss_weights, Space.of(acc.unwrap_model(self.model),
+                                                                           stage.data.render_crop))
+            return
         from .discriminator import ConditionalDiscriminator
         disc = self.cfg.discriminator
         # It judges the denoiser's output in the model's working space (for the latent family, the
@@ -174,7 +182,7 @@ class StageRun:
         acc = self.accelerator
         self.raw_model = acc.unwrap_model(self.model)
         self.ema = None
-        if self.stage.kind != "codec" and self.cfg.ema_decay:
+        if self.stage.kind in ("decoder", "joint") and self.cfg.ema_decay:
             self.ema = EMAModel(self._averaged(self.raw_model), decay=self.cfg.ema_decay)
             self.ema.to(acc.device)
             acc.register_for_checkpointing(self.ema)
@@ -214,7 +222,7 @@ class StageRun:
         while state.step < self.steps:
             x, image = self._split(next(self.batches))
             metrics = self.generator_step(x, image)
-            if self.objective is not None:
+            if self.discriminator is not None:
                 metrics.update(self.discriminator_step())
             if not acc.sync_gradients:
                 continue
