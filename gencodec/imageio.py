@@ -124,11 +124,24 @@ def _has_transparency(img: Image.Image) -> bool:
     return img.mode == "P" and img.palette is not None and img.palette.mode.endswith("A")
 
 
+def _check_single_frame(img: Image.Image, label: str) -> None:
+    """Refuse animations and multi-page files rather than code their first frame in silence.
+
+    A camera's MPO file counts as one picture: its first frame is the photo, by the
+    format's definition, and the others are previews or the second view of a pair.
+    """
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1 and img.format != "MPO":
+        raise InvalidImageError(f"image {label} has {frames} frames (an animation or a multi-page file); "
+                                "gencodec codes one still picture: save the frame you want on its own first")
+
+
 def _decode(opener, label: str) -> np.ndarray:
     """Open, fully decode, orient and convert a PIL image; any decode failure becomes InvalidImageError."""
     try:
         with opener() as img:
             _check_size(img.height, img.width)  # from the header, before decoding a huge image
+            _check_single_frame(img, label)
             img.load()  # force a full decode so truncated files fail here, not later
             img = ImageOps.exif_transpose(img)
             return _pil_to_rgb(img)
@@ -154,7 +167,8 @@ def load_image(source) -> np.ndarray:
     dtype uint8, uint16, bool or float16/32/64 in [0, 1].
 
     Raises InvalidImageError (one-line message) for anything unreadable, empty,
-    or larger than MAX_SIDE on either side.
+    larger than MAX_SIDE on either side, or of more than one frame (an
+    animation or a multi-page file).
     """
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)

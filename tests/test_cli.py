@@ -283,8 +283,10 @@ def test_a_file_from_another_model(capsysbinary, tmp_path, png, other_model_dir)
     assert_one_line_error(*run(capsysbinary, "decompress", gcz, *MODEL), "another model")
     assert not (tmp_path / "other.png").exists()
 
-    code, out, err = run(capsysbinary, "info", gcz, *MODEL)  # info reports, it does not fail
-    assert code == 0 and "does NOT match" in out.decode() and "another model" in out.decode()
+    code, out, err = run(capsysbinary, "info", gcz, *MODEL)  # info reports the header, and exits 1
+    assert code == 1 and "does NOT match" in out.decode() and "another model" in out.decode()
+    code, out, err = run(capsysbinary, "info", gcz, "--model", other_model_dir, "--device", "cpu")
+    assert code == 0 and "matches" in out.decode()
 
 
 def test_the_shipped_default_model_is_used_without_model(capsysbinary, png, tmp_path):

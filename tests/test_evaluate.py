@@ -113,6 +113,23 @@ def test_eval_cli_writes_table_plots_and_report(generative_codec, photos, tmp_pa
     assert (out / "report.html").is_file() and (out / "plots" / "rd_psnr.png").is_file()
     assert (out / "plots" / "rd_psnr.svg").is_file()
     assert main(argv) == 0  # resumed: nothing left to do, same outputs
+    assert main(argv + ["--restart"]) == 0 and (out / "report.html").is_file()  # an eval's folder may go
+
+
+def test_eval_restart_deletes_only_a_folder_an_eval_made(tmp_path, capsys):
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    (precious / "run.json").write_text("{}")  # a run.json that no eval wrote
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_image(smooth_image(64, 64, seed=1), photos / "p.png")
+    for out in (precious, precious / "thesis.tex"):
+        assert main(["eval", str(photos), "--model", "untrained", "--out", str(out), "--restart",
+                     "--baselines", "none", "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("not one; give another --out" in err or "is a file" in err), err
+    assert (precious / "thesis.tex").read_text() == "years of work"
 
 
 def _no_download(*args, **kwargs):

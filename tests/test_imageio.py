@@ -298,6 +298,17 @@ def test_bad_inputs(tmp_path, make, needle):
     assert needle in str(e.value)
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "PNG"])
+def test_animations_and_multi_page_files_are_refused(tmp_path, fmt):
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green", "blue")]
+    path = tmp_path / f"many.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with pytest.raises(InvalidImageError, match="has 3 frames .*save the frame you want on its own first"):
+        load_image(path)
+    frames[0].save(path, format=fmt)  # one frame: fine
+    assert load_image(path).shape == (16, 16, 3)
+
+
 def test_too_large(tmp_path, monkeypatch):
     monkeypatch.setattr(imageio, "MAX_SIDE", 8)
     path = tmp_path / "big.png"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from gencodec.cli import common
-from gencodec.cli.common import EXIT_OK, STDIO, GencodecError
+from gencodec.cli.common import EXIT_ERROR, EXIT_OK, STDIO, GencodecError
 from gencodec.constants import SCHEDULERS, SUFFIX
 
 COMPRESS_DESCRIPTION = """\
@@ -58,7 +58,7 @@ Show what a .gcz file holds: its size in bytes, bits per pixel, level, image
 size, format version and model fingerprint (4 hex digits). Only the header is
 read and checked (magic, length, checksum, version); no model is loaded unless
 --model is given, in which case info also says whether the file was written by
-that model.
+that model, and exits with status 1 if it was not.
 """
 
 INFO_EPILOG = """\
@@ -207,16 +207,17 @@ def _register_decompress(subparsers) -> None:
 
 # -- info -------------------------------------------------------------------------------------
 
-def _model_verdict(args: argparse.Namespace, fingerprint: int) -> str:
-    """Whether the model named by --model wrote a file with this fingerprint."""
+def _model_verdict(args: argparse.Namespace, fingerprint: int) -> tuple[str, bool]:
+    """Whether the model named by --model wrote a file with this fingerprint: (the words, whether it did)."""
     codec = common.load_codec(args)
-    if codec.fingerprint16 == fingerprint:
+    matches = codec.fingerprint16 == fingerprint
+    if matches:
         verdict = "matches: this model decodes the file"
     else:
         verdict = (f"does NOT match (model fingerprint {codec.fingerprint16:04x}): "
                    "the file was encoded with another model")
     common.warn_if_untrained(codec, args)
-    return f"'{args.model}' {verdict}"
+    return f"'{args.model}' {verdict}", matches
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -233,12 +234,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("version", str(header.version)),
         ("fingerprint", f"{header.fingerprint:04x}"),
     ]
+    matches = True
     if args.model is not None:
-        rows.append(("model", _model_verdict(args, header.fingerprint)))
+        verdict, matches = _model_verdict(args, header.fingerprint)
+        rows.append(("model", verdict))
     width = max(len(key) for key, _ in rows) + 2
     for key, value in rows:
         print(f"{key + ':':<{width}}{value}")
-    return EXIT_OK
+    return EXIT_OK if matches else EXIT_ERROR
 
 
 def _register_info(subparsers) -> None:

@@ -229,13 +229,15 @@ def _eval_settings(args: argparse.Namespace, codec):
 def cmd_eval(args: argparse.Namespace) -> int:
     import shutil
 
-    from gencodec.evaluation.evaluate import Measurer, run_eval
+    from gencodec.evaluation.evaluate import Measurer, check_restartable, run_eval
 
     if not Path(args.data).is_dir():
         raise GencodecError(f"{common.label(args.data)} is not a folder of photos")
+    out = Path(args.out)
+    if args.restart:
+        check_restartable(out)  # before the model loads: a wrong --out fails at once
     codec = common.load_codec(args)
     settings = _eval_settings(args, codec)
-    out = Path(args.out)
     if args.restart and out.exists():
         shutil.rmtree(out)
     lpips_net, dists_net, inception = _eval_networks(args, codec.device)
@@ -274,7 +276,8 @@ def _register_eval(subparsers) -> None:
     p.add_argument("--patch-size", type=int, default=None,
                    help="FID/KID patch size; default: 64 under 100 photos, else 256")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N photos")
-    p.add_argument("--restart", action="store_true", help="discard what --out holds and start over")
+    p.add_argument("--restart", action="store_true",
+                   help="discard what --out holds and start over (only a folder that an eval made)")
     p.add_argument("--reuse-baselines", metavar="DIR", default=None,
                    help="take the classical codecs' results from an earlier eval folder wherever they still "
                         "apply (same photo, same target bytes, same metrics) instead of searching again: "

@@ -123,6 +123,22 @@ def read_records(path: Path) -> dict[str, dict]:
     return records
 
 
+def check_restartable(out: Path) -> None:
+    """`eval --restart` deletes `out`: only an empty folder or one that an eval made (its run.json) may go."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise GencodecError(f"--out '{out}' is a file, not an eval folder")
+    marker = out / RUN
+    try:
+        made_by_eval = "fingerprint" in json.loads(marker.read_text())
+    except (OSError, ValueError, TypeError):
+        made_by_eval = False
+    if not made_by_eval and any(out.iterdir()):
+        raise GencodecError(f"--restart deletes only a folder that gencodec eval made (with its {RUN}): "
+                            f"'{out}' is not one; give another --out")
+
+
 def _check_run(out: Path, run: dict) -> None:
     """Refuse to mix records of another model or other sampling settings into one folder."""
     path = out / RUN
