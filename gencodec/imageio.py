@@ -136,6 +136,20 @@ def _check_single_frame(img: Image.Image, label: str) -> None:
                                 "gencodec codes one still picture: save the frame you want on its own first")
 
 
+def check_image_file(path: str | os.PathLike) -> None:
+    """Read only the header of an image file: InvalidImageError if it is not one, or is empty, too large or
+    of many frames. Cheap (nothing is decoded), so that the command line can fail before loading a model."""
+    label = repr(str(path))
+    try:
+        with Image.open(path) as img:
+            _check_size(img.height, img.width)
+            _check_single_frame(img, label)
+    except InvalidImageError:
+        raise
+    except Exception as exc:
+        raise InvalidImageError(f"cannot read image {label}: {_reason(exc)}") from exc
+
+
 def _decode(opener, label: str) -> np.ndarray:
     """Open, fully decode, orient and convert a PIL image; any decode failure becomes InvalidImageError."""
     try:

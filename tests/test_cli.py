@@ -442,3 +442,36 @@ assert not tools, tools
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stderr
     assert Path(out).is_file() and "fingerprint:" in result.stdout
+
+
+# -- failing fast -------------------------------------------------------------------------------
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded before the input and output were checked")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: p.write_bytes(b"not an image at all"), "cannot read image"),
+    (lambda p: Image.new("RGB", (8, 8)).save(p, format="GIF", save_all=True,
+                                            append_images=[Image.new("RGB", (8, 8), "red")]), "has 2 frames"),
+    (lambda p: Image.new("RGB", (8, 8)).save(p, format="PNG"), "is a directory"),  # the output is a folder
+])
+def test_compress_checks_input_and_output_before_loading_the_model(capsysbinary, tmp_path, monkeypatch, make,
+                                                                   fragment):
+    monkeypatch.setattr("gencodec.cli.common.load_codec", _no_model)
+    source = tmp_path / "in.png"
+    make(source)
+    output = tmp_path if fragment == "is a directory" else tmp_path / "out.gcz"
+    assert_one_line_error(*run(capsysbinary, "compress", source, "-o", output, *MODEL), fragment)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write to any folder")
+def test_an_unwritable_output_folder_fails_before_the_model_loads(capsysbinary, tmp_path, png, monkeypatch):
+    monkeypatch.setattr("gencodec.cli.common.load_codec", _no_model)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert_one_line_error(*run(capsysbinary, "compress", png, "-o", locked / "x.gcz", *MODEL), "not writable")
+    finally:
+        locked.chmod(0o700)

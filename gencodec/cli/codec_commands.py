@@ -97,7 +97,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         args.output = _default_output(args, SUFFIX, "a path")
     _check_rate(args)
     if args.input != STDIO:
+        from gencodec.imageio import check_image_file
+
         common.check_input(args.input)
+        check_image_file(args.input)  # its header only: a wrong input fails before the model loads
     common.check_output(args.output, args.force)
 
     source = sys.stdin.buffer if args.input == STDIO else args.input

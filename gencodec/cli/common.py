@@ -137,6 +137,8 @@ def check_output(name: str, force: bool) -> None:
         raise _already_exists(name)
     if not path.parent.is_dir():
         raise GencodecError(f"cannot write {label(name)}: folder {label(path.parent)} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise GencodecError(f"cannot write {label(name)}: folder {label(path.parent)} is not writable")
 
 
 def write_output(name: str, data: bytes, force: bool) -> None:
