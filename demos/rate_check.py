@@ -42,7 +42,7 @@ def main() -> None:
         real, info, gaps, bpp = [], [], [], []
         for photo in photos:
             code, h, w = codec.analyse(photo, level)
-            payload, bits = codec.model.latent_codec.encode(code, level)
+            payload, bits = codec.model.latent_codec.encode(code, level, (w, h))
             data = codec.encode_code(code, level, h, w)
             real.append(len(data))
             info.append(bits / 8)

@@ -7,20 +7,21 @@ significant first):
 field          size        meaning
 =============  ==========  ==================================================
 magic          8 bits      ``MAGIC`` = 0xC5
-version        4 bits      ``FORMAT_VERSION`` = 1
+version        4 bits      ``FORMAT_VERSION`` = 2
 level          4 bits      rate level, 0..15
 fingerprint    16 bits     low 16 bits of the model fingerprint
 width - 1      14 bits     image width, 1..16384
 height - 1     14 bits     image height, 1..16384
 flags          4 bits      reserved, must be 0
-payload        4*k bytes   the ANS stream, k >= 0 whole 32-bit words
+payload        4*k bytes   the ANS stream, k >= 1 whole 32-bit words, sealed
+                           with width and height (gencodec.entropy.ans)
 checksum       16 bits     CRC-16 of length + header + payload (see crc16)
 =============  ==========  ==================================================
 
 The header is ``HEADER_BYTES`` = 8 bytes (64 bits); the checksum is
 ``CHECKSUM_BYTES`` = 2 bytes, computed by :func:`crc16` over header + payload
 and stored big-endian.  A valid
-file is therefore at least 10 bytes long and its length minus 10 is a multiple
+file is therefore at least 14 bytes long and its length minus 10 is a multiple
 of 4.
 
 :func:`unpack_file` (and :func:`peek_header`) check, in this order:
@@ -60,11 +61,13 @@ __all__ = [
 ]
 
 MAGIC = 0xC5
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 streams had no seal (gencodec.entropy.ans): an empty or forged one could decode.
+_RETIRED_VERSIONS = {1: "an older gencodec made it, before streams were sealed; compress the image again"}
 HEADER_BYTES = 8
 CHECKSUM_BYTES = 2
 MAX_LEVEL = 15
-MIN_PAYLOAD_BYTES = 0
+MIN_PAYLOAD_BYTES = 4  # one word: an empty stream is never valid (gencodec.entropy.ans)
 _WORD_BYTES = 4
 
 # Bit positions within the 64-bit header word (shift of each field's LSB).
@@ -182,7 +185,7 @@ def pack_file(header: Header, payload: bytes) -> bytes:
     payload = bytes(payload)
     if len(payload) < MIN_PAYLOAD_BYTES or len(payload) % _WORD_BYTES != 0:
         raise ValueError(
-            f"payload must be a whole number of {_WORD_BYTES}-byte words, "
+            f"payload must be one or more whole {_WORD_BYTES}-byte words, "
             f"got {len(payload)} bytes"
         )
     body = header.pack() + payload
@@ -204,6 +207,9 @@ def _check(data: bytes) -> Header:
     if crc16(body) != stored:
         raise CorruptFileError("file is corrupted (checksum mismatch)")
     version = data[1] >> 4
+    if version in _RETIRED_VERSIONS:
+        raise UnsupportedVersionError(f"file format version {version} is no longer read: "
+                                      f"{_RETIRED_VERSIONS[version]}")
     if version != FORMAT_VERSION:
         raise UnsupportedVersionError(
             f"file format version {version} is not supported by this gencodec "

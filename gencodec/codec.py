@@ -123,7 +123,7 @@ class Codec:
         return self.encode_code(code, level, height, width)
 
     def encode_code(self, code: LatentCode, level: int, height: int, width: int) -> bytes:
-        payload, _ = self.model.latent_codec.encode(code, level)
+        payload, _ = self.model.latent_codec.encode(code, level, (width, height))
         header = bitstream.Header(level=level, fingerprint=self.fingerprint16, width=width, height=height)
         return bitstream.pack_file(header, payload)
 
@@ -211,7 +211,8 @@ class Codec:
         f = self.model.downsampling
         h_lat = -(-header.height // m) * m // f
         w_lat = -(-header.width // m) * m // f
-        code = self.model.latent_codec.decode(payload, header.level, h_lat, w_lat, device=self.device)
+        code = self.model.latent_codec.decode(payload, header.level, h_lat, w_lat, (header.width, header.height),
+                                              device=self.device)
         return code, header
 
     @property

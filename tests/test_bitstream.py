@@ -98,7 +98,7 @@ def test_header_bit_layout():
     h = Header(level=0xA, fingerprint=0x1234, width=0x1ABC + 1, height=0x2DEF + 1)
     word = int.from_bytes(h.pack(), "big")
     assert word >> 56 == 0xC5
-    assert (word >> 52) & 0xF == 1
+    assert (word >> 52) & 0xF == FORMAT_VERSION == 2
     assert (word >> 48) & 0xF == 0xA
     assert (word >> 32) & 0xFFFF == 0x1234
     assert (word >> 18) & 0x3FFF == 0x1ABC
@@ -247,13 +247,16 @@ def test_wrong_magic():
 
 def test_unsupported_version():
     rng = random.Random(8)
-    header = Header(level=3, fingerprint=0x1234, width=64, height=48, version=2)
+    header = Header(level=3, fingerprint=0x1234, width=64, height=48, version=3)
     data = _with_crc(header.pack() + _payload(rng, 16))
     err = _expect_error(UnsupportedVersionError, data)
     assert not isinstance(err, CorruptFileError)
     assert str(err) == (
-        "file format version 2 is not supported by this gencodec (reads version 1)"
+        "file format version 3 is not supported by this gencodec (reads version 2)"
     )
+    retired = Header(level=3, fingerprint=0x1234, width=64, height=48, version=1)
+    err = _expect_error(UnsupportedVersionError, pack_file(retired, b"abcd"))
+    assert str(err).startswith("file format version 1 is no longer read: an older gencodec made it")
     # pack_file itself also happily writes other versions; the reader refuses them
     _expect_error(UnsupportedVersionError, pack_file(header, b"abcd"))
     for version in (0, 15):
@@ -262,7 +265,7 @@ def test_unsupported_version():
 
 
 def test_version_checked_after_checksum():
-    header = Header(level=3, fingerprint=0x1234, width=64, height=48, version=2)
+    header = Header(level=3, fingerprint=0x1234, width=64, height=48, version=3)
     data = bytearray(_with_crc(header.pack() + b"\x00" * 8))
     data[-1] ^= 0x01
     err = _expect_error(CorruptFileError, bytes(data))
@@ -280,9 +283,11 @@ def test_nonzero_flags(flags):
     assert "flags" in str(err)
 
 
-def test_empty_payload_round_trips():
-    """A code whose information fits in the ANS coder's state has no words at all."""
+def test_an_empty_payload_is_never_a_file():
+    """A sealed ANS stream is never empty (gencodec.entropy.ans): a header and checksum alone are refused,
+    even with the checksum right."""
     h = Header(level=0, fingerprint=7, width=5, height=9)
-    data = pack_file(h, b"")
-    assert len(data) == HEADER_BYTES + CHECKSUM_BYTES
-    assert unpack_file(data) == (h, b"")
+    with pytest.raises(ValueError, match="one or more whole 4-byte words, got 0 bytes"):
+        pack_file(h, b"")
+    err = _expect_error(CorruptFileError, _with_crc(h.pack()))
+    assert "10 bytes is not a valid length" in str(err)

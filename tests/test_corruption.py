@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import gencodec
 from gencodec import bitstream
 from gencodec.errors import GencodecError
 
@@ -77,3 +78,41 @@ def test_damage_behind_a_valid_checksum_is_mostly_caught_by_the_ans_stream(rich_
         caught += _decode_outcome(rich_codec, forged) != "ok"
         total += 1
     assert caught / total > 0.9
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return gencodec.load(device="cpu")
+
+
+def _payloads(rng: random.Random):
+    """Hostile payloads of 4 to 88 bytes: random words, words of all ones, zeros but for a last word."""
+    for words in (1, 2, 5, 10, 22):
+        yield bytes(rng.getrandbits(8) for _ in range(4 * words))
+        yield b"\xff" * (4 * words)
+        yield b"\x00" * (4 * words - 1) + b"\x01"
+
+
+@pytest.mark.parametrize("width, height", [(16384, 16384), (8192, 4096), (2048, 2048), (768, 512), (64, 64), (1, 1)])
+def test_forged_small_files_are_refused_before_the_image_networks_run(shipped, monkeypatch, request, width,
+                                                                     height):
+    """A file of at most 100 bytes with a valid header (right fingerprint, recomputed checksum) that
+    claims any size is refused; the image networks never run, and for a large claim nothing runs at all:
+    the payload is below what any real stream of that size holds (gencodec.entropy.ans)."""
+    ran = []
+    for name in ("synthesis", "denoiser"):
+        hook = getattr(shipped.model, name).register_forward_pre_hook(lambda *_, name=name: ran.append(name))
+        request.addfinalizer(hook.remove)
+    scale_net = shipped.model.latent_codec.scale_net
+    monkeypatch.setattr(scale_net, "indexes", lambda *a, **k: ran.append("scale_net") or type(scale_net).indexes(
+        scale_net, *a, **k))
+    rng = random.Random(width * height)
+    for payload in _payloads(rng):
+        header = bitstream.Header(level=rng.randrange(shipped.n_levels), fingerprint=shipped.fingerprint16,
+                                  width=width, height=height)
+        data = bitstream.pack_file(header, payload)
+        assert len(data) <= 100
+        assert _decode_outcome(shipped, data) == "CorruptFileError"
+    assert "synthesis" not in ran and "denoiser" not in ran
+    if width * height >= 2048 * 2048:
+        assert ran == []

@@ -21,7 +21,9 @@ from gencodec.nn.taef2 import (FastTAEF2Decoder, FastTAEF2Encoder, TAEF2Decoder,
                                load_shared_layers)
 from gencodec.pretrained import WEIGHTS_NAME
 from gencodec.training.config import parse_config
+from gencodec.training.export import export_model
 from gencodec.training.parameters import trainable_parameters
+from gencodec.training.warm_start import build_stage_model
 
 from .conftest import ROOT, smooth_image
 from .conftest import train_module as _train_module
@@ -117,3 +119,30 @@ def test_a_distill_stage_trains_the_fast_autoencoder_after_the_codec(cache, taef
     assert isinstance(codec.model.image_decoder, FastTAEF2Decoder)
     image = smooth_image(96, 128, seed=3)
     assert np.asarray(codec.decompress(codec.compress(image, level=1))).shape == (96, 128, 3)
+
+
+def test_a_stage_takes_a_distilled_autoencoder_under_a_trained_codec(tmp_path):
+    """autoencoder_from: the codec from the warm start, the autoencoder from another model of its kind."""
+    torch.manual_seed(0)
+    codec_model = LatentCodecModel(**TINY)
+    export_model(codec_model, tmp_path / "codec", trained_steps=7)
+    distilled = LatentCodecModel(**{**TINY, "autoencoder": "taef2-fast"})
+    export_model(distilled, tmp_path / "distilled", trained_steps=3)
+    cfg = _tiny()
+    cfg["stages"] = [{"name": "distill", "steps": 5, "model": {"autoencoder": "taef2-fast"},
+                      "init": str(tmp_path / "codec"), "autoencoder_from": str(tmp_path / "distilled")}]
+    cfg["autoencoder"] = str(tmp_path / "unused")
+    stage = parse_config(cfg, "x.yaml").resolve(0)
+    said = []
+    model, steps = build_stage_model(stage, tmp_path / "run", say=said.append)
+    state, want_codec, want_autoencoder = model.state_dict(), codec_model.state_dict(), distilled.state_dict()
+    assert steps == 7 and any("the autoencoder (taef2-fast) from" in line for line in said)
+    assert all(torch.equal(state[k], v) for k, v in want_autoencoder.items() if k.startswith("image_"))
+    assert all(torch.equal(state[k], v) for k, v in want_codec.items() if k.startswith(("analysis.", "denoiser.")))
+
+    cfg["stages"][0]["autoencoder_from"] = str(tmp_path / "codec")  # TAEF2 itself: not the stage's kind
+    with pytest.raises(GencodecError, match="has autoencoder 'taef2', the stage's model 'taef2-fast'"):
+        build_stage_model(parse_config(cfg, "x.yaml").resolve(0), tmp_path / "run", say=said.append)
+    cfg["stages"][0]["autoencoder_from"] = str(tmp_path / "nothing")
+    with pytest.raises(GencodecError, match="holds no exported model"):
+        build_stage_model(parse_config(cfg, "x.yaml").resolve(0), tmp_path / "run", say=said.append)

@@ -232,10 +232,11 @@ class HyperpriorLatentCodec(nn.Module):
         s = torch.round((y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL))
         return LatentCode(z_hat[0].long().cpu(), s[0].long().cpu(), indexes[0].cpu())
 
-    def encode(self, code: LatentCode, level: int) -> tuple[bytes, float]:
-        """Entropy-code a LatentCode -> (payload, information content in bits)."""
+    def encode(self, code: LatentCode, level: int, image_size: tuple[int, int]) -> tuple[bytes, float]:
+        """Entropy-code a LatentCode -> (payload, information content in bits); `image_size`
+        (width, height) is sealed into the stream (gencodec.entropy.ans)."""
         tables = self._coding_tables()
-        writer = SymbolWriter()
+        writer = SymbolWriter(image_size)
         k = self.z_prior.half_width
         z = code.z_hat.reshape(code.z_hat.shape[0], -1).numpy()
         z_cols, z_esc = split_escapes(z, np.array(k))
@@ -253,17 +254,28 @@ class HyperpriorLatentCodec(nn.Module):
         writer.write_escapes(y_esc)
         return writer.finish(), writer.information_bits
 
-    def decode(self, payload: bytes, level: int, height: int, width: int,
+    def decode(self, payload: bytes, level: int, height: int, width: int, image_size: tuple[int, int],
                device: torch.device | str = "cpu") -> LatentCode:
-        """Payload -> LatentCode for a latent of (height, width); raises CorruptFileError on damage."""
+        """Payload -> LatentCode for a latent of (height, width) of an image of `image_size` (width,
+        height); raises CorruptFileError on damage.
+
+        The work is bounded by the payload: a payload shorter than the least any valid stream of this
+        size and level holds is refused before anything is decoded, and again before the scale network
+        runs; a stream that runs dry is refused at the end of the chunk where it did.
+        """
         tables = self._coding_tables()
-        reader = SymbolReader(payload)
+        reader = SymbolReader(payload, image_size)
         k = self.z_prior.half_width
         cz, zh, zw = self.hyper_latent_channels, height // 4, width // 4
-        z_cols = np.stack([reader.read(zh * zw, tables["z"][level * cz + c]) for c in range(cz)])
+        z_tables = tables["z"][level * cz:(level + 1) * cz]
+        y_least = self.latent_channels * height * width * min(table.min_bits for table in tables["y"])
+        z_least = zh * zw * sum(table.min_bits for table in z_tables)
+        reader.require(z_least + y_least, f"an image of {image_size[0]}x{image_size[1]} at level {level}")
+        z_cols = np.stack([reader.read(zh * zw, table) for table in z_tables])
         z_escaped = int((z_cols == 2 * k + 1).sum())
         z = merge_escapes(z_cols, np.array(k), reader.read_escapes(z_escaped))
         z_hat = torch.from_numpy(z).reshape(1, cz, zh, zw)
+        reader.require(y_least, "the rest of the image")
         indexes = self.scale_net.indexes(z_hat.to(device), level)[0].cpu()
         idx = indexes.reshape(-1).numpy()
         order = np.argsort(idx, kind="stable")

@@ -82,8 +82,8 @@ def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], ste
     for case in cases:  # warm-up (first calls build tables and allocate), and the information content
         case["data"] = codec.compress(case["image"], level=case["level"])
         codec.decompress(case["data"], steps=case["steps"], **decode)
-        code, _, _ = codec.analyse(case["image"], case["level"])
-        case["info_bits"] = codec.model.latent_codec.encode(code, case["level"])[1]
+        code, height, width = codec.analyse(case["image"], case["level"])
+        case["info_bits"] = codec.model.latent_codec.encode(code, case["level"], (width, height))[1]
         case["memory"] = peak_memory_mb()
     for _ in range(repeats):
         for case in cases:  # interleaved, so drifts in machine speed hit every case alike

@@ -87,6 +87,9 @@ class StageConfig:
     steps: int
     init: str | None = PREVIOUS         # warm start: a model folder, `previous` (none for the first stage) or null
     fresh: list[Network] = field(default_factory=list)  # networks left at their initialisation
+    # The latent family: a model folder whose autoencoder (encoder and decoder) replaces the warm start's,
+    # e.g. a distilled fast autoencoder put under a trained codec. Its kind must be the stage's.
+    autoencoder_from: str | None = None
     model: dict[str, Any] = keywords(model_settings)  # merged into the config's, key by key
     data: dict[str, Any] = overrides(DataConfig)
     optim: dict[str, Any] = overrides(OptimConfig)
@@ -316,6 +319,8 @@ def check_stage(stage: Stage) -> None:
             raise GencodecError(f"stage '{name}': {key} must not be negative, got {value}")
     _check_warm_start(stage)
     _check_levels(stage)
+    if own.autoencoder_from and stage.family != "latent":
+        raise GencodecError(f"stage '{name}': autoencoder_from applies to the latent family only (family: latent)")
 
 
 def _check_objective_settings(stage: Stage) -> None:

@@ -4,7 +4,9 @@ A stage starts from the export of the stage before it, or from the model
 folder its `init` names; the warm start must fit the stage's model but for
 modules added as the identity (GenCodecModel.ADDABLE_MODULES) and the
 networks the stage starts afresh (`fresh`). `level_init` then re-levels the
-entropy model (HyperpriorLatentCodec.copy_levels).
+entropy model (HyperpriorLatentCodec.copy_levels). A latent-family stage
+may take its autoencoder from another model (`autoencoder_from`): a
+distilled fast autoencoder under a trained codec.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = prin
         if stage.family == "latent":
             model.load_autoencoder(stage.autoencoder)
             say(f"stage '{stage.name}': the autoencoder's weights from {stage.autoencoder}")
+        _take_autoencoder(model, stage, say)
         return model, 0
     name, own = stage.name, stage.config
     steps = exported_steps(init)
@@ -54,4 +57,21 @@ def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = prin
         except ValueError as exc:
             raise GencodecError(f"stage '{name}': level_init: {exc}") from None
         say(f"stage '{name}': levels start from levels {list(own.level_init)}")
+    _take_autoencoder(model, stage, say)
     return model, steps
+
+
+def _take_autoencoder(model: CodecModel, stage: Stage, say: Callable[[str], None]) -> None:
+    """The autoencoder of the model folder `autoencoder_from` names, in place of the model's own."""
+    source = stage.config.autoencoder_from
+    if not source:
+        return
+    if exported_steps(Path(source)) is None:
+        raise GencodecError(f"stage '{stage.name}': autoencoder_from '{source}' holds no exported model")
+    other = model_class(stage.family).from_pretrained(source, low_cpu_mem_usage=False)
+    if other.config.autoencoder != model.config.autoencoder:
+        raise GencodecError(f"stage '{stage.name}': autoencoder_from '{source}' has autoencoder "
+                            f"'{other.config.autoencoder}', the stage's model '{model.config.autoencoder}'")
+    for name in ("image_encoder", "image_decoder"):
+        getattr(model, name).load_state_dict(getattr(other, name).state_dict())
+    say(f"stage '{stage.name}': the autoencoder ({other.config.autoencoder}) from {source}")
