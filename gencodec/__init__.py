@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from .constants import DEFAULT_MODEL, UNTRAINED
+from .constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, UNTRAINED
 from .errors import (
     CorruptFileError,
     GencodecError,
@@ -37,14 +37,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gencodec' has no attribute {name!r}")
 
 
-def load(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | None = None):
-    """A Codec for a model folder, a shipped model's name, or 'untrained'."""
+def load(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | None = None,
+         max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """A Codec for a model folder, a shipped model's name, or 'untrained'; `max_pixels` is its pixel
+    budget (None: none), see Codec."""
     from .codec import Codec
     from .pretrained import load_model
-    return Codec(load_model(name_or_path), device=device)
+    return Codec(load_model(name_or_path), device=device, max_pixels=max_pixels)
 
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "Codec", "FileInfo", "GenCodecModel", "LatentCodecModel", "load", "load_model", "DEFAULT_MODEL", "UNTRAINED",
     "GencodecError", "InvalidImageError", "CorruptFileError", "NotAGencodecFileError",
     "UnsupportedVersionError", "ModelMismatchError", "ModelNotFoundError", "__version__",

@@ -25,11 +25,18 @@ import torch
 from PIL import Image
 
 from . import bitstream
-from .constants import SCHEDULERS
+from .constants import DEFAULT_MAX_PIXELS, SCHEDULERS
 from .diffusion import sample
 from .entropy.hyperprior import LatentCode
 from .errors import CorruptFileError, GencodecError, ModelMismatchError
-from .imageio import crop_to, image_to_tensor, load_image, pad_to_multiple, tensor_to_image
+from .image_checks import check_pixel_budget
+from .imageio import (
+    crop_to,
+    image_to_tensor,
+    load_image,
+    pad_to_multiple,
+    tensor_to_image,
+)
 from .model import CodecModel
 from .tiling import run_tiled
 
@@ -67,8 +74,12 @@ class Codec:
     >>> image = codec.decompress(data)                  # a PIL image  # doctest: +SKIP
     """
 
-    def __init__(self, model: CodecModel, device: str | torch.device | None = None, tune: bool = True):
-        """`tune`: lay the model out for speed on the device (CodecModel.tune_for); False runs it as built."""
+    def __init__(self, model: CodecModel, device: str | torch.device | None = None, tune: bool = True,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        """`tune`: lay the model out for speed on the device (CodecModel.tune_for); False runs it as built.
+        `max_pixels`: the pixel budget; larger images (to compress, or in a file's header) are refused
+        before any work (None: none)."""
+        self.max_pixels = max_pixels
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.fingerprint = model.fingerprint()
@@ -106,7 +117,7 @@ class Codec:
     @torch.no_grad()
     def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int]:
         """image -> (y, height, width): the expensive, level-independent half of the encoder."""
-        x = image_to_tensor(load_image(image))
+        x = image_to_tensor(load_image(image, self.max_pixels))
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.model.padding_multiple).to(self.device, self.model.dtype)
         return self.model.encode(x), height, width
@@ -201,6 +212,7 @@ class Codec:
     def decode_code(self, data: bytes) -> tuple[LatentCode, bitstream.Header]:
         """File bytes -> (integer code, header), after every integrity check."""
         header, payload = bitstream.unpack_file(bytes(data))
+        check_pixel_budget(header.height, header.width, self.max_pixels, what="the file's image")
         if header.fingerprint != self.fingerprint16:
             raise ModelMismatchError(
                 f"file was encoded with another model (fingerprint {header.fingerprint:04x}, "

@@ -9,6 +9,10 @@ DEFAULT_MODEL = "default"
 UNTRAINED = "untrained"
 #: The largest image side, in pixels, that an image or a file header may have.
 MAX_SIDE = 16384
+#: The pixel budget: the most pixels (width x height) compress and decompress accept unless told
+#: otherwise (`max_pixels`, `--max-pixels`). Large images run in tiles, so memory grows with the tile,
+#: but the output image and the input's pixels still take memory, and time grows with the pixels.
+DEFAULT_MAX_PIXELS = 8192 * 8192
 #: The suffix of a compressed file.
 SUFFIX = ".gcz"
 #: The suffixes `find_images` collects (compared in lower case).

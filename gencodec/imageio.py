@@ -17,36 +17,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from .constants import IMAGE_SUFFIXES, MAX_SIDE
+from .constants import IMAGE_SUFFIXES
 from .errors import GencodecError, InvalidImageError
+from .image_checks import (
+    check_pixel_budget,
+    check_single_frame,
+    check_size,
+    failure_reason,
+)
 
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
-
-
-def _one_line(text: str) -> str:
-    """Collapse whitespace so a message never spans lines."""
-    return " ".join(str(text).split())
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, one-line description of why Pillow or the OS failed."""
-    if isinstance(exc, UnidentifiedImageError):
-        return "not a recognised image format"  # Pillow's own message repeats the path
-    if isinstance(exc, OSError) and exc.strerror:
-        return _one_line(exc.strerror)  # drop "[Errno 2]" and the repeated path
-    return _one_line(str(exc)) or type(exc).__name__
-
-
-def _check_size(height: int, width: int) -> None:
-    """Reject empty images and images with a side above MAX_SIDE."""
-    if height < 1 or width < 1:
-        raise InvalidImageError(f"image is empty ({width}x{height} pixels)")
-    if max(height, width) > MAX_SIDE:
-        raise InvalidImageError(
-            f"image is too large ({width}x{height} pixels; the largest side allowed is {MAX_SIDE})"
-        )
 
 
 def _composite_over_white(rgba: np.ndarray) -> np.ndarray:
@@ -66,7 +48,7 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
             "expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
             f"got shape {tuple(arr.shape)}"
         )
-    _check_size(arr.shape[0], arr.shape[1])
+    check_size(arr.shape[0], arr.shape[1])
 
     if arr.dtype == np.uint8:
         out = arr
@@ -124,48 +106,22 @@ def _has_transparency(img: Image.Image) -> bool:
     return img.mode == "P" and img.palette is not None and img.palette.mode.endswith("A")
 
 
-def _check_single_frame(img: Image.Image, label: str) -> None:
-    """Refuse animations and multi-page files rather than code their first frame in silence.
-
-    A camera's MPO file counts as one picture: its first frame is the photo, by the
-    format's definition, and the others are previews or the second view of a pair.
-    """
-    frames = getattr(img, "n_frames", 1)
-    if frames > 1 and img.format != "MPO":
-        raise InvalidImageError(f"image {label} has {frames} frames (an animation or a multi-page file); "
-                                "gencodec codes one still picture: save the frame you want on its own first")
-
-
-def check_image_file(path: str | os.PathLike) -> None:
-    """Read only the header of an image file: InvalidImageError if it is not one, or is empty, too large or
-    of many frames. Cheap (nothing is decoded), so that the command line can fail before loading a model."""
-    label = repr(str(path))
-    try:
-        with Image.open(path) as img:
-            _check_size(img.height, img.width)
-            _check_single_frame(img, label)
-    except InvalidImageError:
-        raise
-    except Exception as exc:
-        raise InvalidImageError(f"cannot read image {label}: {_reason(exc)}") from exc
-
-
-def _decode(opener, label: str) -> np.ndarray:
+def _decode(opener, label: str, max_pixels: int | None = None) -> np.ndarray:
     """Open, fully decode, orient and convert a PIL image; any decode failure becomes InvalidImageError."""
     try:
         with opener() as img:
-            _check_size(img.height, img.width)  # from the header, before decoding a huge image
-            _check_single_frame(img, label)
+            check_size(img.height, img.width, max_pixels)  # from the header, before decoding a huge image
+            check_single_frame(img, label)
             img.load()  # force a full decode so truncated files fail here, not later
             img = ImageOps.exif_transpose(img)
             return _pil_to_rgb(img)
     except InvalidImageError:
         raise
     except Exception as exc:  # Pillow's decoders raise many types (OSError, SyntaxError, struct.error, ...)
-        raise InvalidImageError(f"cannot read image {label}: {_reason(exc)}") from exc
+        raise InvalidImageError(f"cannot read image {label}: {failure_reason(exc)}") from exc
 
 
-def load_image(source) -> np.ndarray:
+def load_image(source, max_pixels: int | None = None) -> np.ndarray:
     """Load an image as a uint8 RGB array of shape (H, W, 3).
 
     ``source`` may be a path (str or Path), encoded image bytes, a binary file
@@ -181,38 +137,41 @@ def load_image(source) -> np.ndarray:
     dtype uint8, uint16, bool or float16/32/64 in [0, 1].
 
     Raises InvalidImageError (one-line message) for anything unreadable, empty,
-    larger than MAX_SIDE on either side, or of more than one frame (an
-    animation or a multi-page file).
+    larger than MAX_SIDE on either side, of more pixels than `max_pixels`
+    (None: no budget; checked from a file's header, before it is decoded), or
+    of more than one frame (an animation or a multi-page file).
     """
     if isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            check_pixel_budget(source.shape[0], source.shape[1], max_pixels)
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
-        return _decode(lambda: contextlib.nullcontext(source), "<PIL image>")  # not ours to close
+        return _decode(lambda: contextlib.nullcontext(source), "<PIL image>", max_pixels)  # not ours to close
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = repr(str(source))  # repr keeps odd characters (even newlines) on one line
         if not path.exists():
             raise InvalidImageError(f"no such file: {label}")
-        return _decode(lambda: Image.open(path), label)
+        return _decode(lambda: Image.open(path), label, max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode_bytes(bytes(source), "<bytes>")
+        return _decode_bytes(bytes(source), "<bytes>", max_pixels)
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
         label = repr(str(name)) if isinstance(name, (str, os.PathLike)) else "<stream>"
         try:
             data = source.read()  # read it all: stdin and pipes cannot seek, Pillow needs to
         except OSError as exc:
-            raise InvalidImageError(f"cannot read image {label}: {_reason(exc)}") from exc
+            raise InvalidImageError(f"cannot read image {label}: {failure_reason(exc)}") from exc
         if not isinstance(data, (bytes, bytearray)):
             raise InvalidImageError(f"cannot read image {label}: file object is not opened in binary mode")
-        return _decode_bytes(bytes(data), label)
+        return _decode_bytes(bytes(data), label, max_pixels)
     raise InvalidImageError(f"unsupported image source of type {type(source).__name__}")
 
 
-def _decode_bytes(data: bytes, label: str) -> np.ndarray:
+def _decode_bytes(data: bytes, label: str, max_pixels: int | None = None) -> np.ndarray:
     if not data:
         raise InvalidImageError(f"cannot read image {label}: no data")
-    return _decode(lambda: Image.open(io.BytesIO(data)), label)
+    return _decode(lambda: Image.open(io.BytesIO(data)), label, max_pixels)
 
 
 def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -278,7 +237,7 @@ def save_image(arr: np.ndarray, target, format: str | None = None) -> None:
     try:
         img.save(target, format=format)
     except (OSError, ValueError, KeyError) as exc:  # unwritable path, unknown suffix or format
-        reason = "unknown image format" if isinstance(exc, KeyError) else _reason(exc)
+        reason = "unknown image format" if isinstance(exc, KeyError) else failure_reason(exc)
         raise InvalidImageError(f"cannot write image {label}: {reason}") from exc
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import gencodec
-from gencodec import bitstream
+from gencodec import InvalidImageError, bitstream
 
 from .conftest import smooth_image
 
@@ -97,3 +97,20 @@ def test_default_transforms_fit_the_size_budget(untrained_codec):
         y = model.analysis(torch.zeros(1, 3, 64, 96))
     assert y.shape[-2:] == (4, 6) and model.analysis.downsampling == 16  # 16x fewer rows and columns
     assert any(type(m).__name__ == "WindowAttention" for m in model.analysis.modules())
+
+
+def test_the_pixel_budget_refuses_images_and_files_that_claim_more(untrained_codec, tmp_path):
+    """Codec.max_pixels: a larger image (array, file or PIL image) or a file claiming one is refused
+    before any work; None means no budget."""
+    image = smooth_image(40, 48)
+    data = untrained_codec.compress(image, level=0)
+    small = gencodec.Codec(untrained_codec.model, device="cpu", max_pixels=40 * 48 - 1)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    for source in (image, tmp_path / "x.png", Image.fromarray(image)):
+        with pytest.raises(InvalidImageError, match="48x40 = 1,920 pixels; the pixel budget is 1,919"):
+            small.compress(source)
+    with pytest.raises(InvalidImageError, match="the file's image is too large"):
+        small.decompress(data)
+    unlimited = gencodec.Codec(untrained_codec.model, device="cpu", max_pixels=None)
+    assert unlimited.decompress(unlimited.compress(image, level=0)).size == (48, 40)
+    assert untrained_codec.max_pixels == gencodec.DEFAULT_MAX_PIXELS == 8192 * 8192

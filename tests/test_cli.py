@@ -475,3 +475,34 @@ def test_an_unwritable_output_folder_fails_before_the_model_loads(capsysbinary, 
         assert_one_line_error(*run(capsysbinary, "compress", png, "-o", locked / "x.gcz", *MODEL), "not writable")
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("stdin", [False, True])
+def test_the_pixel_budget_refuses_an_image_before_the_model_loads(capsysbinary, tmp_path, monkeypatch, png,
+                                                                  image_array, stdin):
+    monkeypatch.setattr("gencodec.cli.common.load_codec", _no_model)
+    h, w = image_array.shape[:2]
+    budget = ("--max-pixels", str(h * w - 1))
+    if stdin:
+        result = run(capsysbinary, "compress", "-", "-o", tmp_path / "x.gcz", *budget, *MODEL,
+                     stdin=png.read_bytes(), monkeypatch=monkeypatch)
+    else:
+        result = run(capsysbinary, "compress", png, "-o", tmp_path / "x.gcz", *budget, *MODEL)
+    assert_one_line_error(*result, f"{w}x{h} = {h * w:,} pixels; the pixel budget is {h * w - 1:,}")
+    assert not (tmp_path / "x.gcz").exists()
+
+
+def test_the_pixel_budget_refuses_a_file_claiming_a_huge_image_before_the_model_loads(capsysbinary, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.setattr("gencodec.cli.common.load_codec", _no_model)
+    forged = tmp_path / "huge.gcz"
+    forged.write_bytes(bitstream.pack_file(bitstream.Header(level=0, fingerprint=1, width=16384, height=16384),
+                                           b"abcd"))
+    assert_one_line_error(*run(capsysbinary, "decompress", forged, "-o", tmp_path / "x.png", *MODEL),
+                          "16384x16384 = 268,435,456 pixels; the pixel budget is 67,108,864")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_the_pixel_budget_must_be_a_positive_integer(capsysbinary, png, value):
+    code, _, err = run(capsysbinary, "compress", png, "--max-pixels", value)
+    assert code == 2 and "expected a positive integer" in err

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gencodec import imageio
+from gencodec import image_checks
 from gencodec.errors import InvalidImageError
 from gencodec.imageio import (
     crop_to,
@@ -310,7 +310,7 @@ def test_animations_and_multi_page_files_are_refused(tmp_path, fmt):
 
 
 def test_too_large(tmp_path, monkeypatch):
-    monkeypatch.setattr(imageio, "MAX_SIDE", 8)
+    monkeypatch.setattr(image_checks, "MAX_SIDE", 8)
     path = tmp_path / "big.png"
     Image.new("RGB", (9, 2)).save(path)
     for source in (path, np.zeros((2, 9, 3), np.uint8), Image.new("L", (2, 9))):

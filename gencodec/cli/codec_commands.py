@@ -96,14 +96,20 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if args.output is None:
         args.output = _default_output(args, SUFFIX, "a path")
     _check_rate(args)
-    if args.input != STDIO:
-        from gencodec.imageio import check_image_file
+    import io
 
-        common.check_input(args.input)
-        check_image_file(args.input)  # its header only: a wrong input fails before the model loads
+    from gencodec.image_checks import check_image_file
+
+    if args.input == STDIO:
+        source = io.BytesIO(sys.stdin.buffer.read())
+        check_image_file(source, args.max_pixels)  # its header only: a wrong input fails before the model loads
+        source.seek(0)
+    else:
+        source = args.input
+        common.check_input(source)
+        check_image_file(source, args.max_pixels)
     common.check_output(args.output, args.force)
 
-    source = sys.stdin.buffer if args.input == STDIO else args.input
     codec = common.load_codec(args)
     if args.bpp is not None or args.max_bytes is not None:
         data = codec.compress_to_target(source, bpp=args.bpp, max_bytes=args.max_bytes)
@@ -135,6 +141,7 @@ def _register_compress(subparsers) -> None:
                       help="target file size: search the levels for the highest one whose file is at most "
                            "N bytes; fails if even level 0 is larger")
     common.add_force(p)
+    common.add_pixel_budget(p)
     common.add_model_options(p)
 
 
@@ -170,6 +177,7 @@ def _encode_image(image, fmt: str) -> bytes:
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     from gencodec import bitstream
+    from gencodec.image_checks import check_pixel_budget
 
     if args.output is None:
         args.output = _default_output(args, ".png", "an image path")
@@ -177,6 +185,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     common.check_output(args.output, args.force)
     data = common.read_input(args.input)
     header = bitstream.peek_header(data)  # a damaged or foreign file fails here, before a model is loaded
+    check_pixel_budget(header.height, header.width, args.max_pixels, what="the file's image")
 
     codec = common.load_codec(args)
     image = codec.decompress(data, realism=args.realism, steps=args.steps, seed=args.seed,
@@ -205,6 +214,7 @@ def _register_decompress(subparsers) -> None:
     p.add_argument("--scheduler", default=None, choices=SCHEDULERS,
                    help="diffusers sampler; default: the model's")
     common.add_force(p)
+    common.add_pixel_budget(p)
     common.add_model_options(p)
 
 

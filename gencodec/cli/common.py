@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from gencodec.constants import DEFAULT_MODEL, UNTRAINED
+from gencodec.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, UNTRAINED
 from gencodec.errors import GencodecError, ModelNotFoundError
 from gencodec.extras import require_extra
 from gencodec.fileio import write_atomic
@@ -162,6 +162,23 @@ def add_force(p: argparse.ArgumentParser) -> None:
                    help="overwrite OUT if it exists (and allow binary output to a terminal); default: refuse")
 
 
+def positive_int(text: str) -> int:
+    """argparse's type= for a count that must be at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_pixel_budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", metavar="N", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="the pixel budget: refuse an image (or a file whose header claims one) of more than N "
+                        "pixels, before the model loads; default: %(default)s (8192x8192)")
+
+
 def add_model_options(p: argparse.ArgumentParser, model_default: str | None = DEFAULT_MODEL) -> None:
     """--model and --device; with `model_default` None, --model is optional and loads nothing by default."""
     if model_default is None:
@@ -213,7 +230,8 @@ def load_codec(args: argparse.Namespace):
     if args.device == "cuda" and not torch.cuda.is_available():
         raise GencodecError("--device cuda: CUDA is not available on this machine; use --device cpu")
     try:
-        return gencodec.load(args.model, device=args.device)
+        return gencodec.load(args.model, device=args.device, **(
+            {"max_pixels": args.max_pixels} if hasattr(args, "max_pixels") else {}))
     except ModelNotFoundError as exc:
         if args.model == DEFAULT_MODEL:
             raise ModelNotFoundError(f"{one_line(exc)} (choose one with --model)") from exc
