@@ -10,15 +10,22 @@
 The pixel family works on the image itself (render is the identity); the
 latent family (gencodec.latent_model) works on a frozen autoencoder's latent:
 E starts with the autoencoder's encoder, x_bar and r are latents, and render
-is the autoencoder's decoder. Large images run through G, the denoiser and
-the renderer in overlapping tiles (see gencodec.tiling), so memory stays
-bounded whatever the image size.
+is the autoencoder's decoder.
+
+Large images run in overlapping tiles (gencodec.tiling), so that memory grows
+with the tile, not the image: the encoder in tiles of the image, blended in
+y; the decoder from y^ to pixels, the whole chain (G, the denoiser, the
+renderer) one tile at a time, blended into the output image one row of tiles
+at a time. The noise of a tiled decode is drawn block by block, each block
+from the seed and its position (gencodec.diffusion.block_noise), so a tile
+needs only its own. An image within one tile runs whole.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -26,7 +33,7 @@ from PIL import Image
 
 from . import bitstream
 from .constants import DEFAULT_MAX_PIXELS, SCHEDULERS
-from .diffusion import sample
+from .diffusion import block_noise, sample
 from .entropy.hyperprior import LatentCode
 from .errors import CorruptFileError, GencodecError, ModelMismatchError
 from .image_checks import check_pixel_budget
@@ -38,13 +45,11 @@ from .imageio import (
     tensor_to_image,
 )
 from .model import CodecModel
-from .tiling import run_tiled
+from .tiling import BlendedCanvas, run_tiled, tile_starts
 
-# Tile sizes (in latent units for G, folded units for the denoiser): large
-# enough that a Kodak-sized image runs whole, small enough to bound memory.
-SYNTHESIS_TILE, SYNTHESIS_OVERLAP = 64, 8      # 1024 px tiles, 128 px overlap
-DENOISER_TILE, DENOISER_OVERLAP = 256, 32      # 1024 px tiles, 128 px overlap (fold 4)
-RENDER_TILE, RENDER_OVERLAP = 128, 16          # latent family: 1024 px tiles, 128 px overlap
+# Tiles, in image pixels: large enough that a Kodak-sized image runs whole, small enough to bound memory.
+ENCODE_TILE, ENCODE_OVERLAP = 1024, 128
+DECODE_TILE, DECODE_OVERLAP = 1024, 128
 
 # compress_to_target: how many levels above the binary search's answer are checked as well.
 TARGET_LOOKAHEAD = 2
@@ -117,10 +122,24 @@ class Codec:
     @torch.no_grad()
     def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int]:
         """image -> (y, height, width): the expensive, level-independent half of the encoder."""
-        x = image_to_tensor(load_image(image, self.max_pixels))
-        height, width = x.shape[-2:]
-        x = pad_to_multiple(x, self.model.padding_multiple).to(self.device, self.model.dtype)
-        return self.model.encode(x), height, width
+        pixels = load_image(image, self.max_pixels)
+        height, width = pixels.shape[:2]
+        model, multiple = self.model, self.model.padding_multiple
+        if height <= ENCODE_TILE and width <= ENCODE_TILE:
+            x = pad_to_multiple(image_to_tensor(pixels), multiple).to(self.device, model.dtype)
+            return model.encode(x), height, width
+        # In tiles, each made float only when it runs: the whole image stays uint8 (replicate padding, as
+        # pad_to_multiple's).
+        padded = np.pad(pixels, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+        del pixels
+
+        def encode_tile(tile: torch.Tensor) -> tuple[torch.Tensor]:
+            x = tile.to(torch.float32).div_(255.0).to(self.device, model.dtype).contiguous()
+            return (model.encode(x),)
+
+        y = run_tiled(encode_tile, torch.from_numpy(padded).permute(2, 0, 1)[None], ENCODE_TILE, ENCODE_OVERLAP,
+                      out_scales=(Fraction(1, model.downsampling),), align=multiple)[0]
+        return y, height, width
 
     @torch.no_grad()
     def _encode_level(self, y: torch.Tensor, level: int, height: int, width: int) -> bytes:
@@ -257,13 +276,14 @@ class Codec:
 
     @torch.no_grad()
     def reconstruct(self, y_hat: torch.Tensor, realism: float, steps: int | None = None, seed: int = 0,
-                    scheduler: str | None = None) -> torch.Tensor:
-        """y^ -> padded image (1,3,H,W): x_bar + realism * generated residual, rendered from the model's space."""
+                    scheduler: str | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """y^ -> padded image (1,3,H,W): x_bar + realism * generated residual, rendered from the model's space.
+
+        The whole chain at once: for one tile, or an image within one. `noise` is the sampler's starting
+        noise (default: drawn from `seed` for the whole residual).
+        """
         model = self.model
-        scale = model.synthesis.upsampling
-        x_bar, features = run_tiled(model.synthesis.forward_with_features, y_hat, SYNTHESIS_TILE,
-                                    SYNTHESIS_OVERLAP, out_scales=(scale, scale // model.denoiser.fold
-                                                                   if self.is_generative else 1))
+        x_bar, features = model.synthesis.forward_with_features(y_hat)
         if realism == 0:
             return self._render(x_bar)
         den = model.denoiser
@@ -271,21 +291,40 @@ class Codec:
         n_res = den.residual_channels
 
         def denoise(r_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            def one_tile(inp: torch.Tensor):
-                return (den(inp[:, :n_res], t, inp[:, n_res:]),)
-            return run_tiled(one_tile, torch.cat([r_t, condition], 1), DENOISER_TILE, DENOISER_OVERLAP,
-                             out_scales=(1,), align=den.multiple)[0]
+            return den(r_t, t, condition)
 
         r0 = sample(denoise, (1, n_res) + tuple(condition.shape[-2:]), model.config.diffusion, steps=steps,
-                    seed=seed, kind=scheduler, device=self.device, dtype=x_bar.dtype)
+                    seed=seed, kind=scheduler, device=self.device, dtype=x_bar.dtype, noise=noise)
         return self._render(x_bar + realism * den.unfold_image(r0) / model.residual_scale)
 
     def _render(self, s: torch.Tensor) -> torch.Tensor:
-        """The model's working space -> image, in tiles for a large latent (identity for the pixel family)."""
-        if self.model.space_scale == 1:
-            return s
-        return run_tiled(lambda tile: (self.model.render(tile),), s, RENDER_TILE, RENDER_OVERLAP,
-                         out_scales=(self.model.space_scale,))[0]
+        """The model's working space -> image (the identity for the pixel family)."""
+        return s if self.model.space_scale == 1 else self.model.render(s)
+
+    @torch.no_grad()
+    def _decode_in_tiles(self, y_hat: torch.Tensor, height: int, width: int, realism: float, steps: int, seed: int,
+                         scheduler: str) -> np.ndarray:
+        """y^ of a large image -> the uint8 image, one tile of the whole chain at a time (module docstring)."""
+        model = self.model
+        scale = model.downsampling  # image pixels per y position
+        tile, overlap = DECODE_TILE // scale, DECODE_OVERLAP // scale
+        h, w = y_hat.shape[-2:]
+        tops, lefts = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+        th, tw = min(tile, h), min(tile, w)
+        canvas = BlendedCanvas(height, width, (h * scale, w * scale), [t * scale for t in tops],
+                               [left * scale for left in lefts], (th * scale, tw * scale), overlap * scale)
+        for row, top in enumerate(tops):
+            for left in lefts:
+                noise = None
+                if realism > 0:  # the denoiser's residual positions per y position
+                    to_residual = Fraction(scale, model.space_scale * model.denoiser.fold)
+                    noise = block_noise(seed, model.denoiser.residual_channels, int(top * to_residual),
+                                        int(left * to_residual), int(th * to_residual), int(tw * to_residual))
+                tile_image = self.reconstruct(y_hat[..., top: top + th, left: left + tw], realism, steps, seed,
+                                              scheduler, noise=noise)
+                canvas.add(top * scale, left * scale, tile_image)
+            canvas.finish_row(row)
+        return canvas.image
 
     def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,
                    scheduler: str | None = None) -> Image.Image:
@@ -301,5 +340,9 @@ class Codec:
         realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
         code, header = self.decode_code(data)
         y_hat = self.model.latent_codec.reconstruct(code, header.level, self.model.dtype, self.device)
+        tile = DECODE_TILE // self.model.downsampling
+        if max(y_hat.shape[-2:]) > tile:
+            return Image.fromarray(self._decode_in_tiles(y_hat, header.height, header.width, realism, steps, seed,
+                                                         scheduler))
         x = crop_to(self.reconstruct(y_hat, realism, steps, seed, scheduler), header.height, header.width)
         return Image.fromarray(tensor_to_image(x.float().cpu()))

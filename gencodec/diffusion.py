@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import copy
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .constants import SCHEDULERS
+
+# The side of the squares a tiled decode's noise is drawn in (residual positions; block_noise).
+NOISE_BLOCK = 64
 
 # One step: the denoiser's LPIPS and adversarial losses train its x0 prediction
 # from a noised *true* residual, never from its own earlier predictions, and each
@@ -94,22 +98,47 @@ def make_scheduler(settings: dict, kind: str | None = None):
 
 
 @torch.no_grad()
+def block_noise(seed: int, channels: int, top: int, left: int, height: int, width: int,
+                block: int = NOISE_BLOCK) -> torch.Tensor:
+    """Standard normal noise (1, channels, height, width) at (top, left) of an unbounded field that is
+    drawn in `block` x `block` squares, each from its own generator seeded by (seed, row, column).
+
+    So a tile of a large image gets its noise without the whole field being drawn: any two tiles agree
+    where they overlap, whatever the tiling.
+    """
+    noise = torch.empty(1, channels, height, width)
+    for row in range(top // block, (top + height - 1) // block + 1):
+        for col in range(left // block, (left + width - 1) // block + 1):
+            state = np.random.SeedSequence([seed, row, col]).generate_state(2, dtype=np.uint64)[0]
+            square = torch.randn(channels, block, block, generator=torch.Generator().manual_seed(int(state)))
+            y0, x0 = max(top, row * block), max(left, col * block)
+            y1, x1 = min(top + height, (row + 1) * block), min(left + width, (col + 1) * block)
+            noise[0, :, y0 - top: y1 - top, x0 - left: x1 - left] = square[:, y0 - row * block: y1 - row * block,
+                                                                            x0 - col * block: x1 - col * block]
+    return noise
+
+
 def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
            settings: dict, steps: int | None = None, seed: int = 0, kind: str | None = None,
-           device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+           device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+           noise: torch.Tensor | None = None) -> torch.Tensor:
     """Run `steps` denoising steps from seeded noise; returns the clean sample.
 
     `denoise(x_t, t)` predicts the clean sample. `steps` and `kind` default to
     the settings' own. The noise is drawn on the CPU from `seed`, so a seed
-    means the same starting point on every device.
+    means the same starting point on every device; or it is given (`noise`,
+    standard normal, of `shape`: a tile's share of block_noise).
     """
     steps = settings["steps"] if steps is None else steps
     if steps < 1:
         raise ValueError("steps must be at least 1")
     scheduler = make_scheduler(settings, kind)
     scheduler.set_timesteps(steps, device=device)
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype) * scheduler.init_noise_sigma
+    if noise is None:
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    elif tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"noise of shape {tuple(noise.shape)} for a sample of shape {tuple(shape)}")
+    x = noise.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
         model_input = scheduler.scale_model_input(x, t)
         x0 = denoise(model_input, t.expand(shape[0]).to(device))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gencodec import cli, codec as codec_module, diffusion
+from gencodec.diffusion import block_noise
 from gencodec.training.noise import TrainingNoise
 from gencodec.errors import GencodecError
 
@@ -76,19 +77,29 @@ def test_bad_decode_options_are_clear_errors(generative_codec, rich_codec, data)
 
 
 def test_tiled_decoding_matches_whole_decoding_without_seams(generative_codec, monkeypatch):
-    """Small tiles force the tiled path on a small image; it must agree with the whole-image path."""
+    """Small tiles force the tiled path on a small image: at realism 0 it must agree with the whole-image
+    path; at realism 1 (other noise: drawn block by block) it must show no seams and keep to the seed."""
     data = generative_codec.compress(smooth_image(256, 320, seed=4), level=2)
-    whole = _decode(generative_codec, data, realism=1.0, seed=1).astype(float)
-    monkeypatch.setattr(codec_module, "SYNTHESIS_TILE", 8)
-    monkeypatch.setattr(codec_module, "SYNTHESIS_OVERLAP", 4)
-    monkeypatch.setattr(codec_module, "DENOISER_TILE", 32)
-    monkeypatch.setattr(codec_module, "DENOISER_OVERLAP", 16)
-    tiled = _decode(generative_codec, data, realism=1.0, seed=1).astype(float)
+    whole = _decode(generative_codec, data, realism=0.0).astype(float)
+    monkeypatch.setattr(codec_module, "DECODE_TILE", 128)  # 8 y positions, 2x3 tiles
+    monkeypatch.setattr(codec_module, "DECODE_OVERLAP", 64)
+    tiled = _decode(generative_codec, data, realism=0.0).astype(float)
     assert tiled.shape == whole.shape
     assert np.abs(tiled - whole).mean() < 3.0  # of 255; GroupNorm statistics differ slightly per tile
-    # No seam: the mean absolute step between neighbouring columns at tile borders is like elsewhere.
-    steps = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))
-    assert steps.max() < 4 * np.median(steps) + 2
+    generated = _decode(generative_codec, data, realism=1.0, seed=1).astype(float)
+    assert np.array_equal(generated, _decode(generative_codec, data, realism=1.0, seed=1))
+    assert not np.array_equal(generated, _decode(generative_codec, data, realism=1.0, seed=2))
+    for image in (tiled, generated):
+        # No seam: the mean absolute step between neighbouring columns at tile borders is like elsewhere.
+        steps = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))
+        assert steps.max() < 4 * np.median(steps) + 2
+
+
+def test_block_noise_agrees_wherever_tiles_overlap():
+    field = block_noise(7, 3, 0, 0, 200, 150, block=64)
+    assert torch.equal(block_noise(7, 3, 37, 90, 100, 60, block=64), field[..., 37:137, 90:150])
+    assert not torch.equal(block_noise(8, 3, 0, 0, 200, 150, block=64), field)
+    assert abs(field.mean().item()) < 0.05 and abs(field.std().item() - 1) < 0.05
 
 
 def test_cli_decompress_defaults_are_the_codecs_and_its_help_says_so(generative_codec, data, tmp_path, monkeypatch,
