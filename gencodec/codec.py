@@ -334,8 +334,10 @@ class Codec:
         the fully generative one, values between blend the generated
         residual in linearly (default: 1 when the model has a generative
         decoder, else 0). steps and seed fix the sampling: the same file,
-        seed and steps give the same image. The file does not store any of
-        these: they are the decoder's choice.
+        seed and steps give the same pixels on the same machine and thread
+        count (across thread counts or machines, a few values may move by a
+        level; the decoded integer code never changes). The file does not
+        store any of these: they are the decoder's choice.
         """
         realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
         code, header = self.decode_code(data)

@@ -41,8 +41,14 @@ with the model that wrote it.
 
 With a model that has a generative decoder, --realism chooses between the
 distortion-optimal reconstruction (0) and the fully generative one (1), with a
-smooth trade in between; --steps and --seed fix the sampling, so the same file,
-seed and steps always give the same image. None of these is stored in the file.
+smooth trade in between; --steps and --seed fix the sampling. None of these is
+stored in the file.
+
+Determinism: a file always decodes into the same integer code, on any machine,
+thread count or device. The same file, seed, steps and scheduler give the same
+pixels, bit for bit, on the same machine with the same number of threads;
+across thread counts, CPUs or devices a few pixel values may move by a level
+(float kernels round differently).
 """
 
 DECOMPRESS_EPILOG = """\
