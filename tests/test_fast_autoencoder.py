@@ -137,6 +137,7 @@ def test_a_stage_takes_a_distilled_autoencoder_under_a_trained_codec(tmp_path):
     model, steps = build_stage_model(stage, tmp_path / "run", say=said.append)
     state, want_codec, want_autoencoder = model.state_dict(), codec_model.state_dict(), distilled.state_dict()
     assert steps == 7 and any("the autoencoder (taef2-fast) from" in line for line in said)
+    assert not any("untrained" in line for line in said), said
     assert all(torch.equal(state[k], v) for k, v in want_autoencoder.items() if k.startswith("image_"))
     assert all(torch.equal(state[k], v) for k, v in want_codec.items() if k.startswith(("analysis.", "denoiser.")))
 

@@ -46,8 +46,10 @@ def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = prin
     except ValueError as exc:
         raise GencodecError(f"stage '{name}': the warm start {init} does not fit the config's model: {exc}") from None
     say(f"stage '{name}': warm start from {init} ({steps} steps)")
+    replaced = ("image_encoder.", "image_decoder.") if own.autoencoder_from else ()
     for module in added:
-        say(f"stage '{name}': {module} is new ({model.how_new_modules_start(module)})")
+        if not f"{module}.".startswith(replaced):  # autoencoder_from's own say how they start
+            say(f"stage '{name}': {module} is new ({model.how_new_modules_start(module)})")
     for network in own.fresh:
         say(f"stage '{name}': the {network} starts afresh, not from the warm start")
     if own.level_init is not None:
