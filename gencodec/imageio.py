@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from .collection import find_files
 from .constants import IMAGE_SUFFIXES
 from .errors import GencodecError, InvalidImageError
 from .image_checks import (
@@ -249,30 +250,9 @@ def _describe(obj) -> str:
 
 
 def find_images(root) -> list[Path]:
-    """Every image file under ``root``, recursively, sorted by relative path.
-
-    Sorting makes the list, and so the rank/worker split, identical on every
-    process. Symlinked folders are followed (datasets are often symlink farms),
-    each real folder once so a link cycle cannot loop.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise GencodecError(f"no such folder: {str(root)!r}")
-    if not root.is_dir():
-        raise GencodecError(f"not a folder: {str(root)!r}")
-    found = []
-    seen = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames.sort()
-        for name in filenames:
-            path = Path(dirpath, name)
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                found.append(path)
+    """Every image file under ``root``, recursively, sorted by relative path (gencodec.collection.find_files);
+    GencodecError if there is none."""
+    found = find_files(root, IMAGE_SUFFIXES)
     if not found:
         raise GencodecError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {str(root)!r}")
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return found

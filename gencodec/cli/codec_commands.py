@@ -98,7 +98,30 @@ def _check_rate(args: argparse.Namespace) -> None:
         raise GencodecError(f"--bpp must be a positive number, got {args.bpp:g}")
 
 
+def _batch_or_single(args: argparse.Namespace) -> bool:
+    """True for a batch (gencodec.cli.batch); else args.input becomes the one input."""
+    from gencodec.cli import batch
+
+    if batch.is_batch(args):
+        return True
+    args.input = args.input[0]
+    return False
+
+
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("many files (several inputs, a folder, a glob or @list.txt)")
+    group.add_argument("--out-dir", metavar="DIR", default=None,
+                       help="write the outputs below DIR, in the inputs' layout, with DIR/manifest.jsonl (one "
+                            "JSON line per input); a run started again skips what its manifest records")
+    group.add_argument("--workers", metavar="N", type=common.positive_int, default=1,
+                       help="N processes, each with its share of the CPU threads; default: %(default)s")
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
+    if _batch_or_single(args):
+        from gencodec.cli import batch
+
+        return batch.run_batch(args)
     if args.output is None:
         args.output = _default_output(args, SUFFIX, "a path")
     _check_rate(args)
@@ -132,7 +155,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def _register_compress(subparsers) -> None:
     p = common.add_command(subparsers, "compress", cmd_compress, help=f"compress an image into a {SUFFIX} file",
                            description=COMPRESS_DESCRIPTION, epilog=COMPRESS_EPILOG)
-    p.add_argument("input", metavar="IN", help="image to compress, or '-' to read it from stdin")
+    p.add_argument("input", metavar="IN", nargs="+",
+                   help="image to compress, or '-' to read it from stdin; or several images, folders, globs "
+                        "and @list.txt files with --out-dir")
     p.add_argument("-o", "--output", metavar="OUT",
                    help=f"the {SUFFIX} file to write, or '-' for stdout; default: IN with its suffix replaced "
                         f"by {SUFFIX} (required when IN is '-')")
@@ -149,6 +174,7 @@ def _register_compress(subparsers) -> None:
     common.add_force(p)
     common.add_pixel_budget(p)
     common.add_model_options(p)
+    _add_batch_options(p)
 
 
 # -- decompress -------------------------------------------------------------------------------
@@ -182,6 +208,10 @@ def _encode_image(image, fmt: str) -> bytes:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
+    if _batch_or_single(args):
+        from gencodec.cli import batch
+
+        return batch.run_batch(args)
     from gencodec import bitstream
     from gencodec.image_checks import check_pixel_budget
 
@@ -207,7 +237,9 @@ def _register_decompress(subparsers) -> None:
     p = common.add_command(subparsers, "decompress", cmd_decompress,
                            help=f"decompress a {SUFFIX} file into an image",
                            description=DECOMPRESS_DESCRIPTION, epilog=DECOMPRESS_EPILOG)
-    p.add_argument("input", metavar="IN", help=f"the {SUFFIX} file, or '-' to read it from stdin")
+    p.add_argument("input", metavar="IN", nargs="+",
+                   help=f"the {SUFFIX} file, or '-' to read it from stdin; or several files, folders, globs and "
+                        "@list.txt files with --out-dir (PNG outputs)")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="image to write, format from its suffix (.png, .jpg, .webp, ...), or '-' for PNG "
                         "on stdout; default: IN with its suffix replaced by .png (required when IN is '-')")
@@ -222,6 +254,7 @@ def _register_decompress(subparsers) -> None:
     common.add_force(p)
     common.add_pixel_budget(p)
     common.add_model_options(p)
+    _add_batch_options(p)
 
 
 # -- info -------------------------------------------------------------------------------------

@@ -1,0 +1,169 @@
+"""`gencodec compress` and `decompress` over many files: one model load, a manifest, resumable, N workers.
+
+The inputs (files, folders, globs, @lists: gencodec.collection) are done in
+order, each written atomically below --out-dir in the input's layout, each
+recorded in the manifest (gencodec.manifest) as it is done. A bad input is
+recorded with its one-line error and the run goes on; the command ends with a
+summary line, and exit status 1 if any input failed. Started again with the
+same command, a run skips every input its manifest records (unless its output
+has gone since) and does the rest; --force starts over. With --workers N, N processes (each with its share of
+the CPU's threads) take every N-th input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+from gencodec import manifest as manifest_file
+from gencodec.cli import common
+from gencodec.cli.common import EXIT_ERROR, EXIT_OK, GencodecError
+from gencodec.collection import Item, expand_inputs
+from gencodec.constants import IMAGE_SUFFIXES, SUFFIX
+
+# The options a worker needs, copied out of the parsed arguments (which hold the parser: not picklable).
+_OPTIONS = ("command", "out_dir", "level", "bpp", "max_bytes", "realism", "steps", "seed", "scheduler",
+            "max_pixels", "model", "device", "workers")
+
+
+def is_batch(args: argparse.Namespace) -> bool:
+    """Whether the command works on many files: several inputs, a folder, a glob, a list, or --out-dir."""
+    spec = args.input[0]
+    return (args.out_dir is not None or len(args.input) > 1 or spec.startswith("@") or Path(spec).is_dir()
+            or (not Path(spec).exists() and any(c in spec for c in "*?[")))
+
+
+def _output(options: dict, item: Item) -> Path:
+    suffix = SUFFIX if options["command"] == "compress" else ".png"
+    return Path(options["out_dir"]) / item.relative.with_suffix(suffix)
+
+
+def _prepare(args: argparse.Namespace) -> tuple[list[Item], Path]:
+    """The inputs and the manifest, checked before any model loads."""
+    if args.output is not None:
+        args.subparser.error("-o names one output; with several inputs give --out-dir")
+    if args.out_dir is None:
+        args.subparser.error("several inputs (or a folder, a glob, a list) need --out-dir DIR")
+    items = expand_inputs(args.input, IMAGE_SUFFIXES if args.command == "compress" else (SUFFIX,))
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GencodecError(f"--out-dir {common.label(out_dir)} is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GencodecError(f"cannot make --out-dir {common.label(out_dir)}: {common.os_error_message_short(exc)}")
+    manifest = out_dir / "manifest.jsonl"
+    if args.force:
+        for path in [manifest, *out_dir.glob("manifest.jsonl.part-*")]:
+            path.unlink()
+    elif not manifest_file.recorded(manifest):
+        options = vars(args)
+        clash = next((item for item in items if _output(options, item).exists()), None)
+        if clash is not None:
+            raise GencodecError(f"output {common.label(_output(options, clash))} already exists and no manifest "
+                                "there says this run wrote it; use --force to overwrite")
+    return items, manifest
+
+
+def _do_one(codec, options: dict, item: Item) -> dict:
+    """Compress or decompress one input; its manifest record."""
+    start = time.perf_counter()
+    record: dict = {"input": str(item.source)}
+    target = _output(options, item)
+    try:
+        if options["command"] == "compress":
+            if options["bpp"] is not None or options["max_bytes"] is not None:
+                data = codec.compress_to_target(item.source, bpp=options["bpp"], max_bytes=options["max_bytes"])
+            else:
+                data = codec.compress(item.source, level=options["level"])
+            info = codec.info(data)
+            width, height, level, out = info.width, info.height, info.level, data
+        else:
+            import numpy as np
+
+            from gencodec import bitstream
+            from gencodec.imageio import save_image
+
+            data = common.read_input(str(item.source))
+            header = bitstream.peek_header(data)
+            image = codec.decompress(data, realism=options["realism"], steps=options["steps"],
+                                     seed=options["seed"], scheduler=options["scheduler"])
+            buffer = io.BytesIO()
+            save_image(np.asarray(image), buffer, format="PNG")
+            width, height, level, out = header.width, header.height, header.level, buffer.getvalue()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        common.write_output(str(target), out, force=True)  # no record says it is done: it is this run's
+    except GencodecError as exc:
+        return {**record, "error": common.one_line(exc)}
+    except OSError as exc:
+        return {**record, "error": f"cannot write {common.label(target)}: {common.os_error_message_short(exc)}"}
+    # bytes and bpp are the compressed file's: the output of compress, the input of decompress.
+    return {**record, "output": str(target), "bytes": len(data), "bpp": round(8 * len(data) / (width * height), 6),
+            "level": level, "width": width, "height": height, "sha256": hashlib.sha256(out).hexdigest(),
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_progress: bool) -> None:
+    """One process's share: load the model once, then do and record each input."""
+    import torch
+
+    workers = options["workers"]
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    codec = common.load_codec(argparse.Namespace(**options))
+    writer = manifest_file.ManifestWriter(manifest, rank)
+    try:
+        from tqdm import tqdm
+
+        for item in tqdm(items, desc=options["command"], unit="image", disable=not show_progress,
+                         file=sys.stderr, dynamic_ncols=True):
+            writer.add(_do_one(codec, options, item))
+    finally:
+        writer.close()
+
+
+def _worker_entry(options: dict, items: list[Item], manifest: Path, rank: int) -> None:
+    try:
+        _work(options, items, manifest, rank, show_progress=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """The batch command: returns the exit status after the summary line."""
+    items, manifest = _prepare(args)
+    options = {key: getattr(args, key, None) for key in _OPTIONS}
+    # Done: recorded with an error, or with its output still there (one deleted since is done again).
+    done = {source for source, record in manifest_file.recorded(manifest).items()
+            if "error" in record or Path(record.get("output", "")).is_file()}
+    todo = [item for item in items if str(item.source) not in done]
+    workers = min(args.workers, max(1, len(todo)))
+    if todo:
+        if workers == 1:
+            _work(options, todo, manifest, 0, show_progress=sys.stderr.isatty())
+        else:
+            context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+            processes = [context.Process(target=_worker_entry, args=(options, todo[rank::workers], manifest, rank))
+                         for rank in range(workers)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+            if any(process.exitcode for process in processes):
+                raise GencodecError(f"a worker failed (exit status {[p.exitcode for p in processes]}); run the "
+                                    "same command again to finish: what is done is kept")
+    records = manifest_file.merge(manifest, [str(item.source) for item in items])
+    failed = [record for record in records if "error" in record]
+    common.info(f"{args.command}: {len(records) - len(failed)} done, {len(failed)} failed, of {len(items)} inputs "
+                f"({len(items) - len(todo)} were done before); manifest {common.label(manifest)}")
+    for record in failed[:5]:
+        common.info(f"  {record['input']}: {record['error']}")
+    if len(failed) > 5:
+        common.info(f"  ... and {len(failed) - 5} more (see the manifest)")
+    return EXIT_ERROR if failed else EXIT_OK

@@ -1,0 +1,124 @@
+"""Many files in one command: the layout kept, byte-identical to one file at a time, a manifest, resuming,
+bad inputs recorded, and workers that do each input exactly once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gencodec.cli import main
+
+from .conftest import smooth_image
+
+MODEL = ["--model", "untrained", "--device", "cpu"]
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """A folder of 5 small photos (one in a subfolder, sizes differ) and one broken file."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i, (h, w) in enumerate([(48, 64), (64, 48), (40, 40), (64, 96), (33, 50)]):
+        Image.fromarray(smooth_image(h, w, seed=i)).save(root / ("sub" if i == 3 else "") / f"p{i}.png")
+    (root / "sub" / "broken.png").write_bytes(b"not a picture")
+    return root
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def _run(capsys, *argv) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_a_folder_is_compressed_in_its_layout_byte_for_byte_as_one_file_at_a_time(capsys, tmp_path, photos):
+    out = tmp_path / "out"
+    code, err = _run(capsys, "compress", photos, "--out-dir", out, "--level", "1", *MODEL)
+    assert code == 1 and "5 done, 1 failed, of 6 inputs" in err and "broken.png" in err
+    records = {Path(r["input"]).name: r for r in _records(out)}
+    assert "not a recognised image format" in records["broken.png"]["error"]
+    for source in sorted(photos.rglob("p*.png")):
+        batched = out / source.relative_to(photos).with_suffix(".gcz")
+        single = tmp_path / "single.gcz"
+        assert _run(capsys, "compress", source, "-o", single, "--level", "1", "--force", *MODEL)[0] == 0
+        assert batched.read_bytes() == single.read_bytes()
+        record = records[source.name]
+        assert record["output"] == str(batched) and record["bytes"] == batched.stat().st_size
+        assert record["level"] == 1 and (record["width"], record["height"]) == Image.open(source).size
+
+
+def test_decompressing_a_glob_matches_one_file_at_a_time(capsys, tmp_path, photos):
+    codes = tmp_path / "codes"
+    _run(capsys, "compress", photos / "p0.png", photos / "sub" / "p3.png", "--out-dir", codes, *MODEL)
+    out = tmp_path / "decoded"
+    code, err = _run(capsys, "decompress", f"{codes}/*.gcz", "--out-dir", out, "--seed", "3", *MODEL)
+    assert code == 0 and "2 done, 0 failed" in err
+    for name in ("p0", "p3"):
+        single = tmp_path / f"{name}.png"
+        assert _run(capsys, "decompress", codes / f"{name}.gcz", "-o", single, "--seed", "3", *MODEL)[0] == 0
+        assert np.array_equal(np.asarray(Image.open(out / f"{name}.png")), np.asarray(Image.open(single)))
+
+
+def test_a_killed_run_resumes_without_losing_or_repeating_anything(capsys, tmp_path, photos):
+    out = tmp_path / "out"
+    _run(capsys, "compress", photos, "--out-dir", out, *MODEL)
+    whole = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
+    # As if killed while writing p4's record (its output written, its line torn), with p2's output deleted
+    # since: p0 and p1 are done, p2 and p4 are done again, and the broken file and sub/p3 are new.
+    (out / "manifest.jsonl").unlink()
+    (out / "manifest.jsonl.part-0").write_text("".join(whole[:3]) + whole[3][:20])
+    (out / "p2.gcz").unlink()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.gcz")}
+    code, err = _run(capsys, "compress", photos, "--out-dir", out, *MODEL)
+    assert code == 1 and "(2 were done before)" in err
+    records = _records(out)
+    assert sorted(r["input"] for r in records) == sorted({r["input"] for r in records})  # no duplicates
+    assert len(records) == 6 and (out / "p2.gcz").exists() and not list(out.glob("manifest.jsonl.part-*"))
+    redone = sorted(p.name for p, t in before.items() if p.stat().st_mtime_ns != t)
+    assert redone == ["p3.gcz", "p4.gcz"]  # those without a record; p0 and p1 untouched
+    assert [r["sha256"] for r in records if "sha256" in r] == [json.loads(line).get("sha256") for line in whole
+                                                                 if "sha256" in line]
+    # Everything recorded: nothing to do; --force does it all again.
+    assert "(6 were done before)" in _run(capsys, "compress", photos, "--out-dir", out, *MODEL)[1]
+    assert "(0 were done before)" in _run(capsys, "compress", photos, "--out-dir", out, "--force", *MODEL)[1]
+
+
+def test_two_workers_do_each_input_exactly_once(capsys, tmp_path, photos):
+    out = tmp_path / "out"
+    code, err = _run(capsys, "compress", photos, "--out-dir", out, "--workers", "2", *MODEL)
+    assert code == 1 and "5 done, 1 failed, of 6 inputs" in err
+    inputs = [r["input"] for r in _records(out)]
+    assert len(inputs) == len(set(inputs)) == 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compress", "A", "B"], "several inputs (or a folder, a glob, a list) need --out-dir DIR"),
+    (["compress", "A", "B", "-o", "x.gcz"], "-o names one output; with several inputs give --out-dir"),
+])
+def test_usage_mistakes_with_many_inputs(capsys, tmp_path, photos, argv, message):
+    argv = [str(photos / "p0.png") if a == "A" else str(photos / "p1.png") if a == "B" else a for a in argv]
+    code, err = _run(capsys, *argv, *MODEL)
+    assert code == 2 and message in err
+
+
+def test_outputs_that_no_manifest_claims_are_not_overwritten(capsys, tmp_path, photos):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p0.gcz").write_bytes(b"someone's file")
+    code, err = _run(capsys, "compress", photos / "p0.png", "--out-dir", out, *MODEL)
+    assert code == 1 and "already exists and no manifest there says this run wrote it" in err
+    assert (out / "p0.gcz").read_bytes() == b"someone's file"
+
+
+def test_a_file_list_keeps_the_paths_it_gives(capsys, tmp_path, photos, monkeypatch):
+    monkeypatch.chdir(photos)
+    (photos / "list.txt").write_text("# two photos\np1.png\nsub/p3.png\n")
+    out = tmp_path / "out"
+    assert _run(capsys, "compress", "@list.txt", "--out-dir", out, *MODEL)[0] == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.gcz")) == ["p1.gcz", "sub/p3.gcz"]
