@@ -4,6 +4,9 @@ bad inputs recorded, and workers that do each input exactly once."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,8 @@ from PIL import Image
 
 from gencodec.cli import main
 
-from .conftest import smooth_image
+from .conftest import ROOT, smooth_image
+from .test_distributed import ACCELERATE, TWO_CPU_PROCESSES
 
 MODEL = ["--model", "untrained", "--device", "cpu"]
 
@@ -95,6 +99,7 @@ def test_two_workers_do_each_input_exactly_once(capsys, tmp_path, photos):
     assert code == 1 and "5 done, 1 failed, of 6 inputs" in err
     inputs = [r["input"] for r in _records(out)]
     assert len(inputs) == len(set(inputs)) == 6
+    assert sorted(r["worker"] for r in _records(out)) == [0, 0, 0, 1, 1, 1]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -122,3 +127,30 @@ def test_a_file_list_keeps_the_paths_it_gives(capsys, tmp_path, photos, monkeypa
     out = tmp_path / "out"
     assert _run(capsys, "compress", "@list.txt", "--out-dir", out, *MODEL)[0] == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.gcz")) == ["p1.gcz", "sub/p3.gcz"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ACCELERATE.exists(), reason=f"no `accelerate` executable next to {sys.executable}")
+def test_two_processes_under_accelerate_launch_do_each_photo_exactly_once(tmp_path):
+    """`accelerate launch -m gencodec compress` with 2 CPU processes over 12 photos: it exits 0; the merged
+    manifest has 12 records, one per photo, from both processes' parts (each wrote its own share); and every
+    file is the one the single-process batch writes."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        Image.fromarray(smooth_image(32 + 8 * (i % 3), 48, seed=i)).save(photos / f"p{i:02d}.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "launched"
+    result = subprocess.run([str(ACCELERATE), "launch", *TWO_CPU_PROCESSES, "-m", "gencodec", "compress",
+                             str(photos), "--out-dir", str(out), *MODEL], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    records = _records(out)
+    assert sorted(r["input"] for r in records) == sorted(str(p) for p in photos.iterdir())
+    assert "12 done, 0 failed, of 12 inputs" in result.stderr
+    assert sorted(r["worker"] for r in records) == [0] * 6 + [1] * 6
+    assert main(["compress", str(photos), "--out-dir", str(tmp_path / "one"), *MODEL]) == 0
+    for record in records:
+        assert Path(record["output"]).read_bytes() == (tmp_path / "one" / Path(record["output"]).name).read_bytes()

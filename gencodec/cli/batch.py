@@ -7,7 +7,8 @@ recorded with its one-line error and the run goes on; the command ends with a
 summary line, and exit status 1 if any input failed. Started again with the
 same command, a run skips every input its manifest records (unless its output
 has gone since) and does the rest; --force starts over. With --workers N, N processes (each with its share of
-the CPU's threads) take every N-th input.
+the CPU's threads) take every N-th input; under `accelerate launch -m gencodec`
+the processes, GPUs or nodes accelerate starts do.
 """
 
 from __future__ import annotations
@@ -59,16 +60,19 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Item], Path]:
     except OSError as exc:
         raise GencodecError(f"cannot make --out-dir {common.label(out_dir)}: {common.os_error_message_short(exc)}")
     manifest = out_dir / "manifest.jsonl"
-    if args.force:
-        for path in [manifest, *out_dir.glob("manifest.jsonl.part-*")]:
-            path.unlink()
-    elif not manifest_file.recorded(manifest):
+    if not args.force and not manifest_file.recorded(manifest):
         options = vars(args)
         clash = next((item for item in items if _output(options, item).exists()), None)
         if clash is not None:
             raise GencodecError(f"output {common.label(_output(options, clash))} already exists and no manifest "
                                 "there says this run wrote it; use --force to overwrite")
     return items, manifest
+
+
+def _start_over(manifest: Path) -> None:
+    """--force: forget what the manifest recorded."""
+    for path in [manifest, *manifest.parent.glob(f"{manifest.name}.part-*")]:
+        path.unlink()
 
 
 def _do_one(codec, options: dict, item: Item) -> dict:
@@ -123,7 +127,7 @@ def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_prog
 
         for item in tqdm(items, desc=options["command"], unit="image", disable=not show_progress,
                          file=sys.stderr, dynamic_ncols=True):
-            writer.add(_do_one(codec, options, item))
+            writer.add({**_do_one(codec, options, item), "worker": rank})
     finally:
         writer.close()
 
@@ -135,16 +139,56 @@ def _worker_entry(options: dict, items: list[Item], manifest: Path, rank: int) -
         pass
 
 
+def _launched_by_accelerate() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def run_batch(args: argparse.Namespace) -> int:
-    """The batch command: returns the exit status after the summary line."""
-    items, manifest = _prepare(args)
+    """The batch command: returns the exit status after the summary line.
+
+    Under `accelerate launch` (several processes, GPUs or nodes) each process takes every N-th input on its
+    own device; they agree on what is left to do before any of them writes, and the first merges the
+    manifest once all are done.
+    """
+    state = None
+    if _launched_by_accelerate():
+        import torch
+        from accelerate import PartialState
+
+        state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
+        if args.workers > 1:
+            raise GencodecError("--workers is for one machine without accelerate: under accelerate launch, "
+                                "choose the processes with its --num_processes")
+        if args.device is None:
+            args.device = "cuda" if state.device.type == "cuda" else "cpu"
+    main_process = state is None or state.is_main_process
+    items, manifest = _prepare(args)  # the same checks, and so the same errors, in every process
+    if args.force:
+        if state is not None:
+            state.wait_for_everyone()
+        if main_process:
+            _start_over(manifest)
+    if state is not None:
+        state.wait_for_everyone()
     options = {key: getattr(args, key, None) for key in _OPTIONS}
     # Done: recorded with an error, or with its output still there (one deleted since is done again).
     done = {source for source, record in manifest_file.recorded(manifest).items()
             if "error" in record or Path(record.get("output", "")).is_file()}
     todo = [item for item in items if str(item.source) not in done]
-    workers = min(args.workers, max(1, len(todo)))
-    if todo:
+    if state is not None:
+        state.wait_for_everyone()  # every process has read the manifest before any of them writes to it
+        if todo:
+            if state.device.type == "cuda":
+                import torch
+
+                torch.cuda.set_device(state.device)
+            _work(options, todo[state.process_index::state.num_processes], manifest, state.process_index,
+                  show_progress=main_process and sys.stderr.isatty())
+        state.wait_for_everyone()
+        if not main_process:
+            return EXIT_OK
+    elif todo:
+        workers = min(args.workers, len(todo))
         if workers == 1:
             _work(options, todo, manifest, 0, show_progress=sys.stderr.isatty())
         else:
