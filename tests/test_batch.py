@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,33 @@ def test_two_processes_under_accelerate_launch_do_each_photo_exactly_once(tmp_pa
     assert main(["compress", str(photos), "--out-dir", str(tmp_path / "one"), *MODEL]) == 0
     for record in records:
         assert Path(record["output"]).read_bytes() == (tmp_path / "one" / Path(record["output"]).name).read_bytes()
+
+
+def test_a_run_killed_for_real_loses_nothing_and_repeats_nothing(tmp_path):
+    """SIGKILL a batch while it works, start it again: every photo ends up done once, and what the killed
+    run recorded is not done again."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(40):
+        Image.fromarray(smooth_image(192, 256, seed=i)).save(photos / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "gencodec", "compress", str(photos), "--out-dir", str(out),
+                             *MODEL], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = out / "manifest.jsonl.part-0"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if part.exists() and part.read_text().count("\n") >= 3:
+            proc.kill()
+            break
+        time.sleep(0.01)
+    assert proc.wait() == -9, "the batch ended before it could be killed"
+    killed = [json.loads(line) for line in part.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    assert 3 <= len(killed) < 40
+    kept = {r["output"]: Path(r["output"]).stat().st_mtime_ns for r in killed}
+    assert main(["compress", str(photos), "--out-dir", str(out), *MODEL]) == 0
+    records = _records(out)
+    assert sorted(r["input"] for r in records) == sorted(str(p) for p in photos.iterdir())
+    assert all(Path(output).stat().st_mtime_ns == mtime for output, mtime in kept.items())
+    assert not list(out.glob(".*.tmp")) and len(list(out.glob("*.gcz"))) == 40
