@@ -58,7 +58,7 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Item], Path]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GencodecError(f"cannot make --out-dir {common.label(out_dir)}: {common.os_error_message_short(exc)}")
+        raise GencodecError(f"cannot make --out-dir {common.label(out_dir)}: {common.os_error_message_short(exc)}") from exc
     manifest = out_dir / "manifest.jsonl"
     if not args.force and not manifest_file.recorded(manifest):
         options = vars(args)
