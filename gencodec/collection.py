@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 from .errors import GencodecError
 
 _GLOB_CHARACTERS = set("*?[")
+#: A webdataset shard: a tar whose members are the files (gencodec.cli.batch converts it into a shard).
+SHARD_SUFFIX = ".tar"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def _from_glob(pattern: str, suffixes: tuple[str, ...]) -> list[Item]:
 
 def expand_inputs(specs: list[str], suffixes: tuple[str, ...]) -> list[Item]:
     """The items of files, folders, globs and @lists, in order; an error for an input that names nothing, or
-    for two inputs whose outputs would land on the same path."""
+    for two inputs whose outputs would land on the same path. Shards (.tar) are items too, found like files
+    with one of `suffixes`."""
+    suffixes = (*suffixes, SHARD_SUFFIX)
     items: list[Item] = []
     for spec in specs:
         if spec.startswith("@"):
@@ -109,7 +113,7 @@ def expand_inputs(specs: list[str], suffixes: tuple[str, ...]) -> list[Item]:
     unique: list[Item] = []
     seen: dict[PurePosixPath, Path] = {}
     for item in items:
-        key = item.relative.with_suffix("")
+        key = item.relative if item.source.suffix.lower() == SHARD_SUFFIX else item.relative.with_suffix("")
         if key in seen:
             if seen[key] != item.source:
                 raise GencodecError(f"{str(seen[key])!r} and {str(item.source)!r} would both be written to "

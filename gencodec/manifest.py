@@ -75,10 +75,17 @@ class ManifestWriter:
 
 
 def merge(manifest: Path, order: Iterable[str]) -> list[dict]:
-    """Write one record per input (the latest), in `order` and then any others, into `manifest`, and remove
-    the parts; returns the records."""
+    """Write one record per input (the latest) into `manifest`, in `order` (a shard's members, 'SHARD::NAME',
+    just before the shard, as written), then any others, and remove the parts; returns the records."""
     latest = recorded(manifest)
-    ordered = [latest.pop(source) for source in order if source in latest] + list(latest.values())
+    position = {source: i for i, source in enumerate(order)}
+
+    def key(item: tuple[int, dict]) -> tuple[int, int, int]:
+        written, record = item
+        owner, member = record["input"].split("::", 1) if "::" in record["input"] else (record["input"], None)
+        return position.get(owner, len(position)), member is None, written
+
+    ordered = [record for _, record in sorted(enumerate(latest.values()), key=key)]
     write_atomic(manifest, "".join(json.dumps(record) + "\n" for record in ordered))
     for part in _parts(manifest):
         part.unlink()

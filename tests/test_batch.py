@@ -3,10 +3,12 @@ bad inputs recorded, and workers that do each input exactly once."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def _run(capsys, *argv) -> tuple[int, str]:
 def test_a_folder_is_compressed_in_its_layout_byte_for_byte_as_one_file_at_a_time(capsys, tmp_path, photos):
     out = tmp_path / "out"
     code, err = _run(capsys, "compress", photos, "--out-dir", out, "--level", "1", *MODEL)
-    assert code == 1 and "5 done, 1 failed, of 6 inputs" in err and "broken.png" in err
+    assert code == 1 and "5 done, 1 failed; 0 of 6 inputs were done before" in err and "broken.png" in err
     records = {Path(r["input"]).name: r for r in _records(out)}
     assert "not a recognised image format" in records["broken.png"]["error"]
     for source in sorted(photos.rglob("p*.png")):
@@ -81,7 +83,7 @@ def test_a_killed_run_resumes_without_losing_or_repeating_anything(capsys, tmp_p
     (out / "p2.gcz").unlink()
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.gcz")}
     code, err = _run(capsys, "compress", photos, "--out-dir", out, *MODEL)
-    assert code == 1 and "(2 were done before)" in err
+    assert code == 1 and "2 of 6 inputs were done before" in err
     records = _records(out)
     assert sorted(r["input"] for r in records) == sorted({r["input"] for r in records})  # no duplicates
     assert len(records) == 6 and (out / "p2.gcz").exists() and not list(out.glob("manifest.jsonl.part-*"))
@@ -90,14 +92,14 @@ def test_a_killed_run_resumes_without_losing_or_repeating_anything(capsys, tmp_p
     assert [r["sha256"] for r in records if "sha256" in r] == [json.loads(line).get("sha256") for line in whole
                                                                  if "sha256" in line]
     # Everything recorded: nothing to do; --force does it all again.
-    assert "(6 were done before)" in _run(capsys, "compress", photos, "--out-dir", out, *MODEL)[1]
-    assert "(0 were done before)" in _run(capsys, "compress", photos, "--out-dir", out, "--force", *MODEL)[1]
+    assert "6 of 6 inputs were done before" in _run(capsys, "compress", photos, "--out-dir", out, *MODEL)[1]
+    assert "0 of 6 inputs were done before" in _run(capsys, "compress", photos, "--out-dir", out, "--force", *MODEL)[1]
 
 
 def test_two_workers_do_each_input_exactly_once(capsys, tmp_path, photos):
     out = tmp_path / "out"
     code, err = _run(capsys, "compress", photos, "--out-dir", out, "--workers", "2", *MODEL)
-    assert code == 1 and "5 done, 1 failed, of 6 inputs" in err
+    assert code == 1 and "5 done, 1 failed; 0 of 6 inputs were done before" in err
     inputs = [r["input"] for r in _records(out)]
     assert len(inputs) == len(set(inputs)) == 6
     assert sorted(r["worker"] for r in _records(out)) == [0, 0, 0, 1, 1, 1]
@@ -150,7 +152,7 @@ def test_two_processes_under_accelerate_launch_do_each_photo_exactly_once(tmp_pa
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = _records(out)
     assert sorted(r["input"] for r in records) == sorted(str(p) for p in photos.iterdir())
-    assert "12 done, 0 failed, of 12 inputs" in result.stderr
+    assert "12 done, 0 failed; 0 of 12 inputs were done before" in result.stderr
     assert sorted(r["worker"] for r in records) == [0] * 6 + [1] * 6
     assert main(["compress", str(photos), "--out-dir", str(tmp_path / "one"), *MODEL]) == 0
     for record in records:
@@ -185,3 +187,34 @@ def test_a_run_killed_for_real_loses_nothing_and_repeats_nothing(tmp_path):
     assert sorted(r["input"] for r in records) == sorted(str(p) for p in photos.iterdir())
     assert all(Path(output).stat().st_mtime_ns == mtime for output, mtime in kept.items())
     assert not list(out.glob(".*.tmp")) and len(list(out.glob("*.gcz"))) == 40
+
+
+def test_webdataset_shards_become_shards(capsys, tmp_path, photos):
+    """A shard's images become .gcz members of a shard of the same name (byte-identical to compressing each
+    image alone), its other members pass through, and decompressing that shard gives .png members."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    with tarfile.open(shards / "s-000.tar", "w") as tar:
+        for name in ("p0.png", "p1.png"):
+            tar.add(photos / name, arcname=f"{name[:2]}.png")
+            label = json.dumps({"label": name}).encode()
+            info = tarfile.TarInfo(f"{name[:2]}.json")
+            info.size = len(label)
+            tar.addfile(info, io.BytesIO(label))
+    out = tmp_path / "codes"
+    code, err = _run(capsys, "compress", shards, "--out-dir", out, "--level", "2", *MODEL)
+    assert code == 0 and "2 done, 0 failed" in err
+    with tarfile.open(out / "s-000.tar") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar}
+    assert sorted(members) == ["p0.gcz", "p0.json", "p1.gcz", "p1.json"]
+    for name in ("p0", "p1"):
+        single = tmp_path / "single.gcz"
+        _run(capsys, "compress", photos / f"{name}.png", "-o", single, "--level", "2", "--force", *MODEL)
+        assert members[f"{name}.gcz"] == single.read_bytes()
+    records = _records(out)
+    assert [r["input"] for r in records][-1] == str(shards / "s-000.tar") and records[-1]["members"] == 4
+    decoded = tmp_path / "decoded"
+    assert _run(capsys, "decompress", out / "s-000.tar", "--out-dir", decoded, *MODEL)[0] == 0
+    with tarfile.open(decoded / "s-000.tar") as tar:
+        assert sorted(m.name for m in tar) == ["p0.json", "p0.png", "p1.json", "p1.png"]
+        assert Image.open(io.BytesIO(tar.extractfile("p0.png").read())).size == (64, 48)

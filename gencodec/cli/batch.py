@@ -1,7 +1,7 @@
 """`gencodec compress` and `decompress` over many files: one model load, a manifest, resumable, N workers.
 
-The inputs (files, folders, globs, @lists: gencodec.collection) are done in
-order, each written atomically below --out-dir in the input's layout, each
+The inputs (files, folders, globs, @lists and webdataset shards:
+gencodec.collection) are done in order, each written atomically below --out-dir in the input's layout, each
 recorded in the manifest (gencodec.manifest) as it is done. A bad input is
 recorded with its one-line error and the run goes on; the command ends with a
 summary line, and exit status 1 if any input failed. Started again with the
@@ -19,14 +19,16 @@ import io
 import multiprocessing
 import os
 import sys
+import tarfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from gencodec import manifest as manifest_file
 from gencodec.cli import common
 from gencodec.cli.common import EXIT_ERROR, EXIT_OK, GencodecError
-from gencodec.collection import Item, expand_inputs
+from gencodec.collection import SHARD_SUFFIX, Item, expand_inputs
 from gencodec.constants import IMAGE_SUFFIXES, SUFFIX
+from gencodec.fileio import atomic_output
 
 # The options a worker needs, copied out of the parsed arguments (which hold the parser: not picklable).
 _OPTIONS = ("command", "out_dir", "level", "bpp", "max_bytes", "realism", "steps", "seed", "scheduler",
@@ -41,6 +43,8 @@ def is_batch(args: argparse.Namespace) -> bool:
 
 
 def _output(options: dict, item: Item) -> Path:
+    if item.source.suffix.lower() == SHARD_SUFFIX:
+        return Path(options["out_dir"]) / item.relative  # a shard of the same name
     suffix = SUFFIX if options["command"] == "compress" else ".png"
     return Path(options["out_dir"]) / item.relative.with_suffix(suffix)
 
@@ -75,42 +79,87 @@ def _start_over(manifest: Path) -> None:
         path.unlink()
 
 
-def _do_one(codec, options: dict, item: Item) -> dict:
-    """Compress or decompress one input; its manifest record."""
+def _convert(codec, options: dict, source) -> tuple[bytes, dict]:
+    """One image to compress, or file to decompress (a path or its bytes) -> (the output's bytes, its record's
+    fields). bytes and bpp are the compressed file's: the output of compress, the input of decompress."""
+    if options["command"] == "compress":
+        if options["bpp"] is not None or options["max_bytes"] is not None:
+            data = codec.compress_to_target(source, bpp=options["bpp"], max_bytes=options["max_bytes"])
+        else:
+            data = codec.compress(source, level=options["level"])
+        info = codec.info(data)
+        width, height, level, out = info.width, info.height, info.level, data
+    else:
+        import numpy as np
+
+        from gencodec import bitstream
+        from gencodec.imageio import save_image
+
+        data = source if isinstance(source, bytes) else common.read_input(str(source))
+        header = bitstream.peek_header(data)
+        image = codec.decompress(data, realism=options["realism"], steps=options["steps"], seed=options["seed"],
+                                 scheduler=options["scheduler"])
+        buffer = io.BytesIO()
+        save_image(np.asarray(image), buffer, format="PNG")
+        width, height, level, out = header.width, header.height, header.level, buffer.getvalue()
+    return out, {"bytes": len(data), "bpp": round(8 * len(data) / (width * height), 6), "level": level,
+                 "width": width, "height": height, "sha256": hashlib.sha256(out).hexdigest()}
+
+
+def _do_file(codec, options: dict, item: Item) -> list[dict]:
+    """Compress or decompress one file; its manifest record."""
     start = time.perf_counter()
-    record: dict = {"input": str(item.source)}
     target = _output(options, item)
     try:
-        if options["command"] == "compress":
-            if options["bpp"] is not None or options["max_bytes"] is not None:
-                data = codec.compress_to_target(item.source, bpp=options["bpp"], max_bytes=options["max_bytes"])
-            else:
-                data = codec.compress(item.source, level=options["level"])
-            info = codec.info(data)
-            width, height, level, out = info.width, info.height, info.level, data
-        else:
-            import numpy as np
-
-            from gencodec import bitstream
-            from gencodec.imageio import save_image
-
-            data = common.read_input(str(item.source))
-            header = bitstream.peek_header(data)
-            image = codec.decompress(data, realism=options["realism"], steps=options["steps"],
-                                     seed=options["seed"], scheduler=options["scheduler"])
-            buffer = io.BytesIO()
-            save_image(np.asarray(image), buffer, format="PNG")
-            width, height, level, out = header.width, header.height, header.level, buffer.getvalue()
+        out, fields = _convert(codec, options, item.source)
         target.parent.mkdir(parents=True, exist_ok=True)
         common.write_output(str(target), out, force=True)  # no record says it is done: it is this run's
     except GencodecError as exc:
-        return {**record, "error": common.one_line(exc)}
+        return [{"input": str(item.source), "error": common.one_line(exc)}]
     except OSError as exc:
-        return {**record, "error": f"cannot write {common.label(target)}: {common.os_error_message_short(exc)}"}
-    # bytes and bpp are the compressed file's: the output of compress, the input of decompress.
-    return {**record, "output": str(target), "bytes": len(data), "bpp": round(8 * len(data) / (width * height), 6),
-            "level": level, "width": width, "height": height, "sha256": hashlib.sha256(out).hexdigest(),
-            "seconds": round(time.perf_counter() - start, 3)}
+        return [{"input": str(item.source),
+                 "error": f"cannot write {common.label(target)}: {common.os_error_message_short(exc)}"}]
+    return [{"input": str(item.source), "output": str(target), **fields,
+             "seconds": round(time.perf_counter() - start, 3)}]
+
+
+def _do_shard(codec, options: dict, item: Item) -> list[dict]:
+    """A webdataset shard (.tar) into a shard of the same name below --out-dir, written whole and atomically:
+    each image (or .gcz) member converted under its key, other members (labels, metadata) copied; one record
+    per converted member ('SHARD::MEMBER'), then the shard's own, which marks it done."""
+    start = time.perf_counter()
+    target = Path(options["out_dir"]) / item.relative
+    wanted, suffix = (IMAGE_SUFFIXES, SUFFIX) if options["command"] == "compress" else ((SUFFIX,), ".png")
+    records, members = [], 0
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(target) as tmp, tarfile.open(item.source, mode="r:") as source, \
+                tarfile.open(tmp, mode="w", format=tarfile.USTAR_FORMAT) as shard:
+            for info in source:
+                if not info.isfile():
+                    continue
+                content = source.extractfile(info).read()
+                name, out = info.name, content
+                if PurePosixPath(info.name).suffix.lower() in wanted:
+                    member_start = time.perf_counter()
+                    try:
+                        out, fields = _convert(codec, options, content)
+                    except GencodecError as exc:
+                        records.append({"input": f"{item.source}::{info.name}", "error": common.one_line(exc)})
+                        continue
+                    name = str(PurePosixPath(info.name).with_suffix(suffix))
+                    records.append({"input": f"{item.source}::{info.name}", "output": f"{target}::{name}", **fields,
+                                    "seconds": round(time.perf_counter() - member_start, 3)})
+                member = tarfile.TarInfo(name)
+                member.size, member.mtime, member.mode = len(out), info.mtime, 0o644
+                shard.addfile(member, io.BytesIO(out))
+                members += 1
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return records + [{"input": str(item.source), "error": f"shard {common.label(item.source)}: "
+                                                               f"{common.one_line(exc)}"}]
+    return records + [{"input": str(item.source), "output": str(target), "members": members,
+                       "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                       "seconds": round(time.perf_counter() - start, 3)}]
 
 
 def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_progress: bool) -> None:
@@ -127,7 +176,9 @@ def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_prog
 
         for item in tqdm(items, desc=options["command"], unit="image", disable=not show_progress,
                          file=sys.stderr, dynamic_ncols=True):
-            writer.add({**_do_one(codec, options, item), "worker": rank})
+            do = _do_shard if item.source.suffix.lower() == SHARD_SUFFIX else _do_file
+            for record in do(codec, options, item):
+                writer.add({**record, "worker": rank})
     finally:
         writer.close()
 
@@ -204,8 +255,9 @@ def run_batch(args: argparse.Namespace) -> int:
                                     "same command again to finish: what is done is kept")
     records = manifest_file.merge(manifest, [str(item.source) for item in items])
     failed = [record for record in records if "error" in record]
-    common.info(f"{args.command}: {len(records) - len(failed)} done, {len(failed)} failed, of {len(items)} inputs "
-                f"({len(items) - len(todo)} were done before); manifest {common.label(manifest)}")
+    done = [record for record in records if "error" not in record and "members" not in record]
+    common.info(f"{args.command}: {len(done)} done, {len(failed)} failed; {len(items) - len(todo)} of {len(items)} "
+                f"inputs were done before; manifest {common.label(manifest)}")
     for record in failed[:5]:
         common.info(f"  {record['input']}: {record['error']}")
     if len(failed) > 5:
