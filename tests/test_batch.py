@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gencodec import GenCodecModel
 from gencodec.cli import main
 
 from .conftest import ROOT, smooth_image
@@ -44,9 +45,16 @@ def _run(capsys, *argv) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_a_folder_is_compressed_in_its_layout_byte_for_byte_as_one_file_at_a_time(capsys, tmp_path, photos):
+@pytest.mark.parametrize("batch", [[], ["--batch-size", "3"]])
+def test_a_folder_is_compressed_in_its_layout_byte_for_byte_as_one_file_at_a_time(capsys, tmp_path, photos, batch,
+                                                                                   monkeypatch):
+    """Also with the encoder batched: four of the photos pad to 64x64, so they go through it 3 and 1 at once."""
+    seen = []
+    original = GenCodecModel.encode
+    monkeypatch.setattr(GenCodecModel, "encode", lambda self, x: seen.append(x.shape[0]) or original(self, x))
     out = tmp_path / "out"
-    code, err = _run(capsys, "compress", photos, "--out-dir", out, "--level", "1", *MODEL)
+    code, err = _run(capsys, "compress", photos, "--out-dir", out, "--level", "1", *batch, *MODEL)
+    assert sorted(seen) == ([1, 1, 3] if batch else [1] * 5)
     assert code == 1 and "5 done, 1 failed; 0 of 6 inputs were done before" in err and "broken.png" in err
     records = {Path(r["input"]).name: r for r in _records(out)}
     assert "not a recognised image format" in records["broken.png"]["error"]

@@ -32,7 +32,7 @@ from gencodec.fileio import atomic_output
 
 # The options a worker needs, copied out of the parsed arguments (which hold the parser: not picklable).
 _OPTIONS = ("command", "out_dir", "level", "bpp", "max_bytes", "realism", "steps", "seed", "scheduler",
-            "max_pixels", "model", "device", "workers")
+            "max_pixels", "model", "device", "workers", "batch_size")
 
 
 def is_batch(args: argparse.Namespace) -> bool:
@@ -162,6 +162,52 @@ def _do_shard(codec, options: dict, item: Item) -> list[dict]:
                        "seconds": round(time.perf_counter() - start, 3)}]
 
 
+def _groups(options: dict, items: list[Item], batch_size: int):
+    """The items in runs to do together: images to compress at a level, up to 4 batches' worth at a time (so
+    that images of the same size can meet); anything else alone."""
+    together = options["command"] == "compress" and options["bpp"] is None and options["max_bytes"] is None
+    run: list[Item] = []
+    for item in items:
+        if together and batch_size > 1 and item.source.suffix.lower() != SHARD_SUFFIX:
+            run.append(item)
+            if len(run) == 4 * batch_size:
+                yield run
+                run = []
+            continue
+        if run:
+            yield run
+            run = []
+        yield [item]
+    if run:
+        yield run
+
+
+def _do_files_together(codec, options: dict, items: list[Item], batch_size: int) -> list[dict]:
+    """Compress images with Codec.compress_batch (the same bytes as one at a time); their records."""
+    start = time.perf_counter()
+    results = codec.compress_batch([item.source for item in items], level=options["level"], batch_size=batch_size)
+    seconds = round((time.perf_counter() - start) / len(items), 3)  # each image's share
+    records = []
+    for item, data in zip(items, results):
+        if isinstance(data, GencodecError):
+            records.append({"input": str(item.source), "error": common.one_line(data)})
+            continue
+        target = _output(options, item)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            common.write_output(str(target), data, force=True)
+        except (GencodecError, OSError) as exc:
+            reason = common.os_error_message_short(exc) if isinstance(exc, OSError) else common.one_line(exc)
+            records.append({"input": str(item.source), "error": f"cannot write {common.label(target)}: {reason}"})
+            continue
+        info = codec.info(data)
+        records.append({"input": str(item.source), "output": str(target), "bytes": len(data),
+                        "bpp": round(8 * len(data) / (info.width * info.height), 6), "level": info.level,
+                        "width": info.width, "height": info.height, "sha256": hashlib.sha256(data).hexdigest(),
+                        "seconds": seconds})
+    return records
+
+
 def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_progress: bool) -> None:
     """One process's share: load the model once, then do and record each input."""
     import torch
@@ -174,11 +220,18 @@ def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_prog
     try:
         from tqdm import tqdm
 
-        for item in tqdm(items, desc=options["command"], unit="image", disable=not show_progress,
-                         file=sys.stderr, dynamic_ncols=True):
-            do = _do_shard if item.source.suffix.lower() == SHARD_SUFFIX else _do_file
-            for record in do(codec, options, item):
-                writer.add({**record, "worker": rank})
+        batch_size = options["batch_size"] or (8 if codec.device.type == "cuda" else 1)
+        with tqdm(total=len(items), desc=options["command"], unit="image", disable=not show_progress,
+                  file=sys.stderr, dynamic_ncols=True) as bar:
+            for group in _groups(options, items, batch_size):
+                if len(group) > 1:
+                    records = _do_files_together(codec, options, group, batch_size)
+                else:
+                    do = _do_shard if group[0].source.suffix.lower() == SHARD_SUFFIX else _do_file
+                    records = do(codec, options, group[0])
+                for record in records:
+                    writer.add({**record, "worker": rank})
+                bar.update(len(group))
     finally:
         writer.close()
 
