@@ -27,9 +27,23 @@ from gencodec.errors import GencodecError
 from gencodec.evaluation.report import load_results, model_label, plot_rate_quality, summary_table
 
 
+def _shortest_distinct(names: list[str]) -> list[str]:
+    """Model paths cut to their last components, as few as keep them apart ('l32/model', 'fast/model')."""
+    parts = [Path(name).parts for name in names]
+    for keep in range(1, max(map(len, parts)) + 1):
+        short = ["/".join(p[-keep:]) for p in parts]
+        if len(set(short)) == len(set(names)):
+            return short
+    return names
+
+
 def run_labels(paths: list[Path], runs: list[dict]) -> list[str]:
-    """Model names, with the eval folder (or the path as given) added where two runs share a name."""
+    """Model names (paths cut short), with the eval folder (or the path as given) added where two runs share
+    a name."""
     names = [model_label(r) for r in runs]
+    paths_given = [i for i, name in enumerate(names) if "/" in name]
+    for i, short in zip(paths_given, _shortest_distinct([names[i] for i in paths_given])):
+        names[i] = short
     folders = [(p if p.is_dir() else p.parent).resolve().name for p in paths]
     where = folders if len(set(zip(names, folders))) == len(runs) else [str(p) for p in paths]
     counts = Counter(names)
@@ -56,12 +70,13 @@ def at_rates(results: dict, rates: list[float], metric: str = "lpips", realism: 
 
 def print_matched(runs: list[dict], labels: list[str], rates: list[float], metric: str, realism: float) -> None:
     print(f"mean {metric} at realism {realism:g}, at matched bpp (interpolated in log bpp)")
-    print(f"{'model':<24}" + "".join(f"{r:>9g}" for r in rates) + f"{'mean':>9}")
+    width = max(24, *(len(label) + 1 for label in labels))
+    print(f"{'model':<{width}}" + "".join(f"{r:>9g}" for r in rates) + f"{'mean':>9}")
     for label, run in zip(labels, runs):
         values = at_rates(run, rates, metric, realism)
         known = [v for v in values if v is not None]
         mean = f"{sum(known) / len(known):9.4f}" if len(known) == len(values) else f"{'-':>9}"
-        print(f"{label[:23]:<24}" + "".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in values) + mean)
+        print(f"{label:<{width}}" + "".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in values) + mean)
 
 
 def main(argv: list[str] | None = None) -> int:
