@@ -10,6 +10,7 @@ import torch
 from .constants import DEFAULT_MODEL, UNTRAINED
 from .errors import ModelNotFoundError
 from .model import CodecModel, GenCodecModel
+from .weight_storage import loaded_state
 
 #: Models shipped inside the package live in gencodec/weights/<name>/.
 SHIPPED_DIR = Path(__file__).parent / "weights"
@@ -95,7 +96,7 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> CodecModel:
     try:
         config = GenCodecModel.load_config(folder)
         model = _class_of(config).from_config(config)
-        state = load_file(weights)
+        state = loaded_state(load_file(weights))
     except (OSError, ValueError, TypeError, SafetensorError) as exc:
         raise ModelNotFoundError(f"cannot load model folder '{folder}': {' '.join(str(exc).split())}") from exc
     missing, unexpected = model.load_state_dict(state, strict=False)

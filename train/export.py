@@ -4,13 +4,16 @@
     python train/export.py --config configs/base.yaml \\
         --checkpoint runs/base/codec/checkpoints/checkpoint-2000 --out models/base-2000
     python train/export.py --model runs/default/model --half --out gencodec/weights/default
+    python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/latent
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also
 exports its final model by itself; this is for the checkpoints in between. The
 steps recorded are the checkpoint's own: those of its stage.) --half stores the
-float weights in float16 and builds the tables from the rounded weights, which
-halves the folder without changing any decoded symbol (gencodec.pretrained).
+float weights in float16, --weights int8 the large ones in int8 with a scale
+per output channel (a quarter of float32); either builds the tables from the
+rounded weights, so the folder holds exactly the rounded model
+(gencodec.weight_storage): measure that model, not the one before.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from safetensors.torch import load_file
 
 from gencodec.errors import GencodecError
 from gencodec.extras import require_extra
-from gencodec.pretrained import model_class
-from gencodec.pretrained import load_model
+from gencodec.pretrained import load_model, model_class
 from gencodec.training.export import export_model
+from gencodec.weight_storage import PRECISIONS
 
 
 def main(argv=None) -> int:
@@ -37,13 +40,15 @@ def main(argv=None) -> int:
     p.add_argument("--stage", help="the stage the checkpoint belongs to (with --checkpoint); default: the "
                                    "name of the folder above its checkpoints/")
     p.add_argument("--half", action="store_true", help="store float weights in float16 (half the size)")
+    p.add_argument("--weights", choices=PRECISIONS, default=None,
+                   help="how to store the float weights; default: float16 with --half, else float32")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
     if args.model:
         model = load_model(args.model)
         steps = int(model.config.trained_steps)
-        export_model(model, args.out, steps, half=args.half)
-        print(f"exported {args.out} ({steps} steps{', float16' if args.half else ''})")
+        export_model(model, args.out, steps, half=args.half, weights=args.weights)
+        print(f"exported {args.out} ({steps} steps, {args.weights or ('float16' if args.half else 'float32')})")
         return 0
     if not args.config:
         p.error("--checkpoint needs --config")
@@ -66,8 +71,8 @@ def main(argv=None) -> int:
         raise GencodecError(f"checkpoint does not match the config's model ({len(missing)} missing, "
                             f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]})")
     steps = int((ckpt / "COMPLETE").read_text().strip() or 0)
-    export_model(model, args.out, steps, half=args.half)
-    print(f"exported {args.out} ({steps} steps{', float16' if args.half else ''})")
+    export_model(model, args.out, steps, half=args.half, weights=args.weights)
+    print(f"exported {args.out} ({steps} steps, {args.weights or ('float16' if args.half else 'float32')})")
     return 0
 
 

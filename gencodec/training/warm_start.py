@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..errors import GencodecError
 from ..model import CodecModel
-from ..pretrained import model_class
+from ..pretrained import load_model, model_class
 from .checkpoints import exported_steps
 from .config import Stage
 
@@ -41,8 +41,7 @@ def build_stage_model(stage: Stage, out: Path, say: Callable[[str], None] = prin
         raise GencodecError(f"stage '{name}' starts from '{init}', which holds no exported model; "
                             "run the stage before it first")
     try:
-        added = model.load_warm_start(cls.from_pretrained(init, low_cpu_mem_usage=False).state_dict(),
-                                      fresh=tuple(own.fresh))
+        added = model.load_warm_start(load_model(init).state_dict(), fresh=tuple(own.fresh))
     except ValueError as exc:
         raise GencodecError(f"stage '{name}': the warm start {init} does not fit the config's model: {exc}") from None
     say(f"stage '{name}': warm start from {init} ({steps} steps)")
@@ -70,7 +69,7 @@ def _take_autoencoder(model: CodecModel, stage: Stage, say: Callable[[str], None
         return
     if exported_steps(Path(source)) is None:
         raise GencodecError(f"stage '{stage.name}': autoencoder_from '{source}' holds no exported model")
-    other = model_class(stage.family).from_pretrained(source, low_cpu_mem_usage=False)
+    other = load_model(source)
     if other.config.autoencoder != model.config.autoencoder:
         raise GencodecError(f"stage '{stage.name}': autoencoder_from '{source}' has autoencoder "
                             f"'{other.config.autoencoder}', the stage's model '{model.config.autoencoder}'")
