@@ -74,7 +74,7 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    codec = gencodec.load(args.model)
+    codec = gencodec.load(args.model, max_pixels=None)  # the stream's own bound, not the pixel budget
     rng = random.Random(args.seed)
     forged_files(codec, rng)
     if not args.photos:

@@ -21,26 +21,27 @@ def split_escapes(symbols: np.ndarray, half_width: np.ndarray) -> tuple[np.ndarr
 
     Returns (columns, escape_values) where columns[i] = s + k when |s| <= k,
     else 2k + 1 (the escape entry), and escape_values lists 2*m + sign for
-    the escaped symbols in order.
+    the escaped symbols in order. Works in int32 (symbols are clamped to
+    +-MAX_RESIDUAL): a large image has tens of millions of them.
     """
-    symbols = symbols.astype(np.int64)
-    half_width = np.broadcast_to(half_width, symbols.shape).astype(np.int64)
+    symbols = symbols.astype(np.int32, copy=False)
+    half_width = np.broadcast_to(np.asarray(half_width, dtype=np.int32), symbols.shape)
     escaped = np.abs(symbols) > half_width
-    columns = np.where(escaped, 2 * half_width + 1, symbols + half_width)
+    columns = symbols + half_width
+    columns[escaped] = 2 * half_width[escaped] + 1
     overflow = np.abs(symbols[escaped]) - half_width[escaped] - 1
     if overflow.size and overflow.max() >= ESCAPE_SIZE // 2:
         raise ValueError("latent value too large to code; clamp residuals to MAX_RESIDUAL")
     values = 2 * overflow + (symbols[escaped] < 0)
-    return columns.astype(np.int32), values.astype(np.int32)
+    return columns, values.astype(np.int32)
 
 
 def merge_escapes(columns: np.ndarray, half_width: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The inverse of split_escapes."""
-    columns = columns.astype(np.int64)
-    half_width = np.broadcast_to(half_width, columns.shape).astype(np.int64)
-    symbols = columns - half_width
+    """The inverse of split_escapes (int32)."""
+    half_width = np.broadcast_to(np.asarray(half_width, dtype=np.int32), columns.shape)
+    symbols = columns.astype(np.int32) - half_width
     escaped = columns == 2 * half_width + 1
-    values = values.astype(np.int64)
+    values = values.astype(np.int32)
     magnitude = values // 2 + half_width[escaped] + 1
     symbols[escaped] = np.where(values % 2 == 1, -magnitude, magnitude)
     return symbols

@@ -32,6 +32,31 @@ from .integer_scale import IntegerScaleNet
 from .tables import TOTAL
 
 
+# The hyper-synthesis networks (z^ -> y's scale indexes and mean, 4x the size) run in tiles of Z_TILE z
+# positions for a large image, so that their activations at y's size take memory by the tile. Each tile
+# carries Z_MARGIN more positions on every side than its receptive field needs (under 2), and only its
+# interior is kept: so the integer scale network's indexes are exactly what one pass would give.
+Z_TILE, Z_MARGIN = 32, 4
+
+
+def by_z_tiles(fn, z: torch.Tensor, scale: int = 4) -> torch.Tensor:
+    """fn (z -> an output `scale` times its size) applied tile by tile; one pass for a small z."""
+    n, _, h, w = z.shape
+    if h <= Z_TILE and w <= Z_TILE:
+        return fn(z)
+    out = None
+    for top in range(0, h, Z_TILE):
+        for left in range(0, w, Z_TILE):
+            t0, l0 = max(0, top - Z_MARGIN), max(0, left - Z_MARGIN)
+            part = fn(z[..., t0: min(h, top + Z_TILE + Z_MARGIN), l0: min(w, left + Z_TILE + Z_MARGIN)])
+            if out is None:
+                out = part.new_empty(n, part.shape[1], h * scale, w * scale)
+            th, tw = min(Z_TILE, h - top), min(Z_TILE, w - left)
+            out[..., top * scale: (top + th) * scale, left * scale: (left + tw) * scale] = part[
+                ..., (top - t0) * scale: (top - t0 + th) * scale, (left - l0) * scale: (left - l0 + tw) * scale]
+    return out
+
+
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
@@ -207,7 +232,7 @@ class HyperpriorLatentCodec(nn.Module):
             self._tables = {
                 "z": [CategoricalTable(row.numpy()) for row in self.z_prior.counts.cpu()],
                 "y": [CategoricalTable(gc.row(i).cpu().numpy()) for i in range(gc.n_scales)],
-                "y_half_widths": gc.half_widths.cpu().numpy().astype(np.int64),
+                "y_half_widths": gc.half_widths.cpu().numpy().astype(np.int32),
             }
         return self._tables
 
@@ -227,8 +252,8 @@ class HyperpriorLatentCodec(nn.Module):
         lv = torch.tensor([level], device=y.device)
         g, gz = self._gains(lv)
         z_hat = torch.round(self._z_scaled(y, gz))
-        indexes = self.scale_net.indexes(z_hat, level)
-        mu_g = self.hyper_mean(z_hat / gz) * g
+        indexes = by_z_tiles(lambda z: self.scale_net.indexes(z, level), z_hat)
+        mu_g = by_z_tiles(self.hyper_mean, z_hat / gz) * g
         s = torch.round((y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL))
         return LatentCode(z_hat[0].long().cpu(), s[0].long().cpu(), indexes[0].cpu())
 
@@ -243,11 +268,14 @@ class HyperpriorLatentCodec(nn.Module):
         for c in range(z.shape[0]):
             writer.write(z_cols[c], tables["z"][level * self.hyper_latent_channels + c])
         writer.write_escapes(z_esc)
-        idx = code.indexes.reshape(-1).numpy()
+        # Narrow integer types and early deletes: a large image has tens of millions of symbols.
+        idx = code.indexes.reshape(-1).numpy().astype(np.int16)
         order = np.argsort(idx, kind="stable")  # group by index, raster order inside
-        sym = code.symbols.reshape(-1).numpy()[order]
-        idx_sorted = idx[order]
+        idx_sorted = np.take(idx, order)
+        sym = np.take(code.symbols.reshape(-1).numpy().astype(np.int32), order)
+        del order, idx
         cols, y_esc = split_escapes(sym, tables["y_half_widths"][idx_sorted])
+        del sym
         bounds = np.searchsorted(idx_sorted, np.arange(len(tables["y"]) + 1))
         for i in range(len(tables["y"])):
             writer.write(cols[bounds[i]: bounds[i + 1]], tables["y"][i])
@@ -276,17 +304,20 @@ class HyperpriorLatentCodec(nn.Module):
         z = merge_escapes(z_cols, np.array(k), reader.read_escapes(z_escaped))
         z_hat = torch.from_numpy(z).reshape(1, cz, zh, zw)
         reader.require(y_least, "the rest of the image")
-        indexes = self.scale_net.indexes(z_hat.to(device), level)[0].cpu()
-        idx = indexes.reshape(-1).numpy()
+        indexes = by_z_tiles(lambda z: self.scale_net.indexes(z, level), z_hat.to(device))[0].cpu()
+        idx = indexes.reshape(-1).numpy().astype(np.int16)
         order = np.argsort(idx, kind="stable")
-        idx_sorted = idx[order]
+        idx_sorted = np.take(idx, order)
+        del idx
         counts = np.bincount(idx_sorted, minlength=len(tables["y"]))
         cols = np.concatenate([reader.read(int(counts[i]), tables["y"][i]) for i in range(len(tables["y"]))])
         half = tables["y_half_widths"][idx_sorted]
-        y_escaped = int((cols == 2 * half + 1).sum())
+        del idx_sorted
+        y_escaped = int(np.count_nonzero(cols == 2 * half + 1))
         sym_sorted = merge_escapes(cols, half, reader.read_escapes(y_escaped))
+        del cols, half
         reader.finish()
-        sym = np.empty_like(sym_sorted)
+        sym = np.empty(sym_sorted.shape, dtype=np.int64)
         sym[order] = sym_sorted
         symbols = torch.from_numpy(sym).reshape(self.latent_channels, height, width)
         return LatentCode(z_hat[0].long(), symbols, indexes)
@@ -297,5 +328,5 @@ class HyperpriorLatentCodec(nn.Module):
         lv = torch.tensor([level], device=device)
         g, gz = self._gains(lv)
         z_hat = code.z_hat[None].to(device=device, dtype=dtype)
-        mu_g = self.hyper_mean(z_hat / gz.to(dtype)) * g.to(dtype)
+        mu_g = by_z_tiles(self.hyper_mean, z_hat / gz.to(dtype)) * g.to(dtype)
         return (code.symbols[None].to(device=device, dtype=dtype) + mu_g) / g.to(dtype)
