@@ -326,7 +326,8 @@ class Codec:
         def denoise(r_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return den(r_t, t, condition)
 
-        r0 = sample(denoise, (1, n_res) + tuple(condition.shape[-2:]), model.config.diffusion, steps=steps,
+        r0 = sample(denoise, (y_hat.shape[0], n_res) + tuple(condition.shape[-2:]), model.config.diffusion,
+                    steps=steps,
                     seed=seed, kind=scheduler, device=self.device, dtype=x_bar.dtype, noise=noise)
         return self._render(x_bar + realism * den.unfold_image(r0) / model.residual_scale)
 
@@ -358,6 +359,50 @@ class Codec:
                 canvas.add(top * scale, left * scale, tile_image)
             canvas.finish_row(row)
         return canvas.image
+
+    @torch.no_grad()
+    def decompress_batch(self, files, realism: float | None = None, steps: int | None = None, seed: int = 0,
+                         scheduler: str | None = None, batch_size: int = 8) -> list:
+        """Several files -> for each, its image as decompress() decodes it with these settings (each from its
+        own noise, drawn from `seed`), or the GencodecError that stopped it (a bad file does not stop the
+        others).
+
+        Files whose latents have the same size go through the decoder together, up to `batch_size` at a
+        time; one larger than the decoder's tile is decoded alone, in tiles. Batched float kernels round
+        differently, so a few pixel values may differ by a level from decompress(), as across thread counts;
+        the decoded integer code is the same.
+        """
+        realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
+        results: list = [None] * len(files)
+        groups: dict[tuple[int, ...], list[tuple[int, torch.Tensor, bitstream.Header]]] = {}
+        tile = DECODE_TILE // self.model.downsampling
+        for index, data in enumerate(files):
+            try:
+                code, header = self.decode_code(data)
+                y_hat = self.model.latent_codec.reconstruct(code, header.level, self.model.dtype, self.device)
+                if max(y_hat.shape[-2:]) > tile:
+                    results[index] = self.decompress(data, realism, steps, seed, scheduler)
+                    continue
+            except GencodecError as exc:
+                results[index] = exc
+                continue
+            groups.setdefault(tuple(y_hat.shape), []).append((index, y_hat, header))
+        for members in groups.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start: start + batch_size]
+                noise = None
+                if realism > 0:  # each image's own noise, as decompress draws it for one
+                    den, model = self.model.denoiser, self.model
+                    scale = Fraction(model.downsampling, model.space_scale * den.fold)
+                    shape = (1, den.residual_channels, int(chunk[0][1].shape[-2] * scale),
+                             int(chunk[0][1].shape[-1] * scale))
+                    noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+                                       for _ in chunk])
+                x = self.reconstruct(torch.cat([y for _, y, _ in chunk]), realism, steps, seed, scheduler, noise)
+                for row, (index, _, header) in enumerate(chunk):
+                    image = crop_to(x[row: row + 1], header.height, header.width)
+                    results[index] = Image.fromarray(tensor_to_image(image.float().cpu()))
+        return results
 
     def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,
                    scheduler: str | None = None) -> Image.Image:

@@ -226,3 +226,15 @@ def test_webdataset_shards_become_shards(capsys, tmp_path, photos):
     with tarfile.open(decoded / "s-000.tar") as tar:
         assert sorted(m.name for m in tar) == ["p0.json", "p0.png", "p1.json", "p1.png"]
         assert Image.open(io.BytesIO(tar.extractfile("p0.png").read())).size == (64, 48)
+
+
+def test_decompressing_in_batches_keeps_every_image_within_a_level(capsys, tmp_path, photos):
+    codes = tmp_path / "codes"
+    _run(capsys, "compress", photos, "--out-dir", codes, *MODEL)
+    one, batched = tmp_path / "one", tmp_path / "batched"
+    assert _run(capsys, "decompress", codes, "--out-dir", one, *MODEL)[0] == 0
+    assert _run(capsys, "decompress", codes, "--out-dir", batched, "--batch-size", "3", *MODEL)[0] == 0
+    for image in sorted(one.rglob("*.png")):
+        a = np.asarray(Image.open(image)).astype(int)
+        b = np.asarray(Image.open(batched / image.relative_to(one))).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 4, image.name

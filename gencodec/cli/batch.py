@@ -165,7 +165,7 @@ def _do_shard(codec, options: dict, item: Item) -> list[dict]:
 def _groups(options: dict, items: list[Item], batch_size: int):
     """The items in runs to do together: images to compress at a level, up to 4 batches' worth at a time (so
     that images of the same size can meet); anything else alone."""
-    together = options["command"] == "compress" and options["bpp"] is None and options["max_bytes"] is None
+    together = options["command"] == "decompress" or (options["bpp"] is None and options["max_bytes"] is None)
     run: list[Item] = []
     for item in items:
         if together and batch_size > 1 and item.source.suffix.lower() != SHARD_SUFFIX:
@@ -183,19 +183,45 @@ def _groups(options: dict, items: list[Item], batch_size: int):
 
 
 def _do_files_together(codec, options: dict, items: list[Item], batch_size: int) -> list[dict]:
-    """Compress images with Codec.compress_batch (the same bytes as one at a time); their records."""
+    """Compress images with Codec.compress_batch (the same bytes as one at a time), or decompress files with
+    Codec.decompress_batch; their records."""
     start = time.perf_counter()
-    results = codec.compress_batch([item.source for item in items], level=options["level"], batch_size=batch_size)
-    seconds = round((time.perf_counter() - start) / len(items), 3)  # each image's share
+    if options["command"] == "compress":
+        files = [None] * len(items)
+        results = codec.compress_batch([item.source for item in items], level=options["level"],
+                                       batch_size=batch_size)
+    else:
+        files = []
+        for item in items:
+            try:
+                files.append(common.read_input(str(item.source)))
+            except GencodecError as exc:
+                files.append(exc)
+        readable = [data for data in files if not isinstance(data, GencodecError)]
+        decoded = iter(codec.decompress_batch(readable, realism=options["realism"], steps=options["steps"],
+                                              seed=options["seed"], scheduler=options["scheduler"],
+                                              batch_size=batch_size))
+        results = [data if isinstance(data, GencodecError) else next(decoded) for data in files]
+    seconds = round((time.perf_counter() - start) / len(items), 3)  # each file's share
     records = []
-    for item, data in zip(items, results):
-        if isinstance(data, GencodecError):
-            records.append({"input": str(item.source), "error": common.one_line(data)})
+    for item, data, result in zip(items, files, results):
+        if isinstance(result, GencodecError):
+            records.append({"input": str(item.source), "error": common.one_line(result)})
             continue
         target = _output(options, item)
+        if options["command"] == "compress":
+            data = out = result
+        else:
+            import numpy as np
+
+            from gencodec.imageio import save_image
+
+            buffer = io.BytesIO()
+            save_image(np.asarray(result), buffer, format="PNG")
+            out = buffer.getvalue()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            common.write_output(str(target), data, force=True)
+            common.write_output(str(target), out, force=True)
         except (GencodecError, OSError) as exc:
             reason = common.os_error_message_short(exc) if isinstance(exc, OSError) else common.one_line(exc)
             records.append({"input": str(item.source), "error": f"cannot write {common.label(target)}: {reason}"})
@@ -203,7 +229,7 @@ def _do_files_together(codec, options: dict, items: list[Item], batch_size: int)
         info = codec.info(data)
         records.append({"input": str(item.source), "output": str(target), "bytes": len(data),
                         "bpp": round(8 * len(data) / (info.width * info.height), 6), "level": info.level,
-                        "width": info.width, "height": info.height, "sha256": hashlib.sha256(data).hexdigest(),
+                        "width": info.width, "height": info.height, "sha256": hashlib.sha256(out).hexdigest(),
                         "seconds": seconds})
     return records
 
@@ -220,7 +246,9 @@ def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_prog
     try:
         from tqdm import tqdm
 
-        batch_size = options["batch_size"] or (8 if codec.device.type == "cuda" else 1)
+        # Decoding one at a time keeps each image bit-identical to `decompress` alone: batches only if asked.
+        default = 8 if codec.device.type == "cuda" and options["command"] == "compress" else 1
+        batch_size = options["batch_size"] or default
         with tqdm(total=len(items), desc=options["command"], unit="image", disable=not show_progress,
                   file=sys.stderr, dynamic_ncols=True) as bar:
             for group in _groups(options, items, batch_size):

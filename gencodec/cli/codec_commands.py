@@ -116,8 +116,9 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", metavar="N", type=common.positive_int, default=1,
                        help="N processes, each with its share of the CPU threads; default: %(default)s")
     group.add_argument("--batch-size", metavar="B", type=common.positive_int, default=None,
-                       help="compress: up to B images of the same size through the encoder at once (the same "
-                            "bytes as one at a time); default: 8 on a GPU, 1 on the CPU")
+                       help="up to B images of the same size through the network at once: compress gives the "
+                            "same bytes as one at a time (default: 8 on a GPU, 1 on the CPU); decompress may move "
+                            "a few pixel values by a level, as other thread counts do (default: 1)")
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
