@@ -30,7 +30,7 @@ from gencodec.evaluation.report import load_results, model_label, plot_rate_qual
 def _shortest_distinct(names: list[str]) -> list[str]:
     """Model paths cut to their last components, as few as keep them apart ('l32/model', 'fast/model')."""
     parts = [Path(name).parts for name in names]
-    for keep in range(1, max(map(len, parts)) + 1):
+    for keep in range(1, max(map(len, parts), default=0) + 1):
         short = ["/".join(p[-keep:]) for p in parts]
         if len(set(short)) == len(set(names)):
             return short

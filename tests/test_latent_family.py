@@ -224,8 +224,10 @@ def test_a_latent_run_on_an_image_folder_is_a_clear_error(taef2_dir, tmp_path):
 
 def test_configs_latent_yaml_is_valid():
     cfg = load_config(ROOT / "configs" / "latent.yaml")
-    assert cfg.family == "latent" and cfg.names == ["codec", "codec_low", "decoder"]
+    assert cfg.family == "latent"
+    assert cfg.names == ["codec", "codec_low", "decoder", "decoder_sharp", "distill", "distill_more"]
     assert cfg.resolve(2).model_setting("latent_channels") == 64
+    assert cfg.resolve(5).model_setting("autoencoder") == "taef2-fast"
 
 
 @pytest.mark.parametrize("change, message", [
