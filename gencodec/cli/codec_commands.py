@@ -32,6 +32,8 @@ example:
   gencodec compress photo.png --max-bytes 4000 # the highest level that fits 4000 bytes
   gencodec compress photo.png --bpp 0.05       # ... that fits 0.05 bits per pixel
   gencodec compress - -o - < photo.png > photo.gcz
+  gencodec compress photos/ --out-dir codes/ --max-bytes 1500   # a folder: see "many files"
+  gencodec compress 'shards/*.tar' @more.txt --out-dir codes/ --workers 2
 """
 
 DECOMPRESS_DESCRIPTION = """\
@@ -57,6 +59,7 @@ example:
   gencodec decompress photo.gcz -o sharp.png --realism 1 --steps 1 --seed 7
   gencodec decompress photo.gcz                # writes photo.png next to it
   gencodec decompress - -o - < photo.gcz > decoded.png
+  gencodec decompress codes/ --out-dir decoded/ --realism 1        # many files: PNGs in the same layout
 """
 
 INFO_DESCRIPTION = """\
@@ -109,7 +112,7 @@ def _batch_or_single(args: argparse.Namespace) -> bool:
 
 
 def _add_batch_options(p: argparse.ArgumentParser) -> None:
-    group = p.add_argument_group("many files (several inputs, a folder, a glob or @list.txt)")
+    group = p.add_argument_group("many files (several inputs, folders, globs, @list.txt, webdataset .tar shards)")
     group.add_argument("--out-dir", metavar="DIR", default=None,
                        help="write the outputs below DIR, in the inputs' layout, with DIR/manifest.jsonl (one "
                             "JSON line per input); a run started again skips what its manifest records")
