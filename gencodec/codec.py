@@ -335,6 +335,12 @@ class Codec:
         """The model's working space -> image (the identity for the pixel family)."""
         return s if self.model.space_scale == 1 else self.model.render(s)
 
+    @property
+    def _residual_per_y(self) -> Fraction:
+        """The denoiser's residual positions per y position, per side."""
+        model = self.model
+        return Fraction(model.downsampling, model.space_scale * model.denoiser.fold)
+
     @torch.no_grad()
     def _decode_in_tiles(self, y_hat: torch.Tensor, height: int, width: int, realism: float, steps: int, seed: int,
                          scheduler: str) -> np.ndarray:
@@ -350,8 +356,8 @@ class Codec:
         for row, top in enumerate(tops):
             for left in lefts:
                 noise = None
-                if realism > 0:  # the denoiser's residual positions per y position
-                    to_residual = Fraction(scale, model.space_scale * model.denoiser.fold)
+                if realism > 0:
+                    to_residual = self._residual_per_y
                     noise = block_noise(seed, model.denoiser.residual_channels, int(top * to_residual),
                                         int(left * to_residual), int(th * to_residual), int(tw * to_residual))
                 tile_image = self.reconstruct(y_hat[..., top: top + th, left: left + tw], realism, steps, seed,
@@ -392,10 +398,8 @@ class Codec:
                 chunk = members[start: start + batch_size]
                 noise = None
                 if realism > 0:  # each image's own noise, as decompress draws it for one
-                    den, model = self.model.denoiser, self.model
-                    scale = Fraction(model.downsampling, model.space_scale * den.fold)
-                    shape = (1, den.residual_channels, int(chunk[0][1].shape[-2] * scale),
-                             int(chunk[0][1].shape[-1] * scale))
+                    shape = (1, self.model.denoiser.residual_channels,
+                             *(int(side * self._residual_per_y) for side in chunk[0][1].shape[-2:]))
                     noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(seed))
                                        for _ in chunk])
                 x = self.reconstruct(torch.cat([y for _, y, _ in chunk]), realism, steps, seed, scheduler, noise)

@@ -79,31 +79,27 @@ def _start_over(manifest: Path) -> None:
         path.unlink()
 
 
+def _fields(codec, data: bytes, out: bytes) -> dict:
+    """A done input's record fields; bytes and bpp are the compressed file's (`data`: what compress wrote,
+    or what decompress read), sha256 the output's."""
+    info = codec.info(data)
+    return {"bytes": info.bytes, "bpp": round(info.bpp, 6), "level": info.level, "width": info.width,
+            "height": info.height, "sha256": hashlib.sha256(out).hexdigest()}
+
+
 def _convert(codec, options: dict, source) -> tuple[bytes, dict]:
-    """One image to compress, or file to decompress (a path or its bytes) -> (the output's bytes, its record's
-    fields). bytes and bpp are the compressed file's: the output of compress, the input of decompress."""
+    """One image to compress, or file to decompress (a path or its bytes) -> (the output's bytes, its
+    record's fields)."""
     if options["command"] == "compress":
         if options["bpp"] is not None or options["max_bytes"] is not None:
-            data = codec.compress_to_target(source, bpp=options["bpp"], max_bytes=options["max_bytes"])
+            data = out = codec.compress_to_target(source, bpp=options["bpp"], max_bytes=options["max_bytes"])
         else:
-            data = codec.compress(source, level=options["level"])
-        info = codec.info(data)
-        width, height, level, out = info.width, info.height, info.level, data
+            data = out = codec.compress(source, level=options["level"])
     else:
-        import numpy as np
-
-        from gencodec import bitstream
-        from gencodec.imageio import save_image
-
         data = source if isinstance(source, bytes) else common.read_input(str(source))
-        header = bitstream.peek_header(data)
-        image = codec.decompress(data, realism=options["realism"], steps=options["steps"], seed=options["seed"],
-                                 scheduler=options["scheduler"])
-        buffer = io.BytesIO()
-        save_image(np.asarray(image), buffer, format="PNG")
-        width, height, level, out = header.width, header.height, header.level, buffer.getvalue()
-    return out, {"bytes": len(data), "bpp": round(8 * len(data) / (width * height), 6), "level": level,
-                 "width": width, "height": height, "sha256": hashlib.sha256(out).hexdigest()}
+        out = common.encode_image(codec.decompress(data, realism=options["realism"], steps=options["steps"],
+                                                   seed=options["seed"], scheduler=options["scheduler"]))
+    return out, _fields(codec, data, out)
 
 
 def _do_file(codec, options: dict, item: Item) -> list[dict]:
@@ -187,9 +183,8 @@ def _do_files_together(codec, options: dict, items: list[Item], batch_size: int)
     Codec.decompress_batch; their records."""
     start = time.perf_counter()
     if options["command"] == "compress":
-        files = [None] * len(items)
-        results = codec.compress_batch([item.source for item in items], level=options["level"],
-                                       batch_size=batch_size)
+        results = files = codec.compress_batch([item.source for item in items], level=options["level"],
+                                               batch_size=batch_size)  # the files are the results
     else:
         files = []
         for item in items:
@@ -209,16 +204,7 @@ def _do_files_together(codec, options: dict, items: list[Item], batch_size: int)
             records.append({"input": str(item.source), "error": common.one_line(result)})
             continue
         target = _output(options, item)
-        if options["command"] == "compress":
-            data = out = result
-        else:
-            import numpy as np
-
-            from gencodec.imageio import save_image
-
-            buffer = io.BytesIO()
-            save_image(np.asarray(result), buffer, format="PNG")
-            out = buffer.getvalue()
+        out = result if options["command"] == "compress" else common.encode_image(result)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             common.write_output(str(target), out, force=True)
@@ -226,10 +212,7 @@ def _do_files_together(codec, options: dict, items: list[Item], batch_size: int)
             reason = common.os_error_message_short(exc) if isinstance(exc, OSError) else common.one_line(exc)
             records.append({"input": str(item.source), "error": f"cannot write {common.label(target)}: {reason}"})
             continue
-        info = codec.info(data)
-        records.append({"input": str(item.source), "output": str(target), "bytes": len(data),
-                        "bpp": round(8 * len(data) / (info.width * info.height), 6), "level": info.level,
-                        "width": info.width, "height": info.height, "sha256": hashlib.sha256(out).hexdigest(),
+        records.append({"input": str(item.source), "output": str(target), **_fields(codec, data, out),
                         "seconds": seconds})
     return records
 

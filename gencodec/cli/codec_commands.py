@@ -202,18 +202,6 @@ def _image_format(name: str) -> str:
     return fmt
 
 
-def _encode_image(image, fmt: str) -> bytes:
-    import io
-
-    import numpy as np
-
-    from gencodec.imageio import save_image
-
-    buf = io.BytesIO()
-    save_image(np.asarray(image), buf, format=fmt)
-    return buf.getvalue()
-
-
 def cmd_decompress(args: argparse.Namespace) -> int:
     if _batch_or_single(args):
         from gencodec.cli import batch
@@ -233,7 +221,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     codec = common.load_codec(args)
     image = codec.decompress(data, realism=args.realism, steps=args.steps, seed=args.seed,
                              scheduler=args.scheduler)
-    common.write_output(args.output, _encode_image(image, fmt), args.force)
+    common.write_output(args.output, common.encode_image(image, fmt), args.force)
 
     common.warn_if_untrained(codec, args)
     _summary(args, f"{image.width}x{image.height}, level {header.level}, {fmt}")

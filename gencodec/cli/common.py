@@ -141,6 +141,19 @@ def check_output(name: str, force: bool) -> None:
         raise GencodecError(f"cannot write {label(name)}: folder {label(path.parent)} is not writable")
 
 
+def encode_image(image, fmt: str = "PNG") -> bytes:
+    """A decoded PIL image as the bytes of an image file in Pillow's format `fmt`."""
+    import io
+
+    import numpy as np
+
+    from gencodec.imageio import save_image
+
+    buffer = io.BytesIO()
+    save_image(np.asarray(image), buffer, format=fmt)
+    return buffer.getvalue()
+
+
 def write_output(name: str, data: bytes, force: bool) -> None:
     """Write `data` to stdout, or atomically to a file: a failure leaves OUT as it was."""
     if name == STDIO:
