@@ -1,4 +1,7 @@
-"""The shipped default model: it loads offline, round-trips every level, keeps its documented rates.
+"""The shipped models: each loads offline, round-trips every level, keeps its documented rates.
+
+`default` (latent family, configs/latent.yaml) and `pixel` (pixel family,
+configs/pixel.yaml, better below about 0.015 bpp) both ship.
 
 The photo is a Kodak image when ../shared is present, else a sample photo that
 ships with scikit-image (a user's machine has no ../shared).
@@ -17,12 +20,18 @@ from gencodec.pretrained import SHIPPED_DIR
 
 from .conftest import KODAK, LPIPS_WEIGHTS, ROOT
 
-DEFAULT = SHIPPED_DIR / "default"
 KODAK_PHOTO = KODAK / "kodim23.png"
+#: Each shipped model and the config whose last stage trains it.
+SHIPPED = {"default": "latent.yaml", "pixel": "pixel.yaml"}
 
 
-def _ladder() -> dict:
-    return json.loads((DEFAULT / "ladder.json").read_text())
+def _ladder(name: str) -> dict:
+    return json.loads((SHIPPED_DIR / name / "ladder.json").read_text())
+
+
+@pytest.fixture(scope="module", params=list(SHIPPED))
+def shipped(request):
+    return request.param, gencodec.load(request.param, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +48,31 @@ def photo():
     return "other", load_image(sample_photos()[0])
 
 
-def test_the_default_model_ships_trained_and_small(codec):
-    size = sum(f.stat().st_size for f in DEFAULT.iterdir())
-    assert size <= 25 * 2 ** 20, f"the shipped model takes {size / 2 ** 20:.1f} MiB (limit 25)"
+def test_the_shipped_models_are_exactly_these():
+    from gencodec.pretrained import shipped_models
+    assert shipped_models() == sorted(SHIPPED)
+
+
+def test_each_shipped_model_is_trained_small_and_documented(shipped):
+    name, codec = shipped
+    folder = SHIPPED_DIR / name
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size <= 25 * 2 ** 20, f"{name} takes {size / 2 ** 20:.1f} MiB (limit 25)"
     assert codec.is_trained and codec.is_generative
-    assert (DEFAULT / "MODEL_CARD.md").is_file()
-    assert len(_ladder()["levels"]) == codec.n_levels
+    assert (folder / "MODEL_CARD.md").is_file()
+    assert len(_ladder(name)["levels"]) == codec.n_levels
 
 
-def test_every_level_round_trips_within_its_documented_rate(codec, photo):
+def test_the_latent_default_ships_the_autoencoder_licence():
+    licence = (SHIPPED_DIR / "default" / "LICENSE-TAEF2").read_text()
+    assert "MIT" in licence
+
+
+def test_every_level_round_trips_within_its_documented_rate(shipped, photo):
+    name, codec = shipped
     kind, image = photo
     height, width = image.shape[:2]
-    for level, documented in enumerate(_ladder()["levels"]):
+    for level, documented in enumerate(_ladder(name)["levels"]):
         data = codec.compress(image, level=level)
         assert data == codec.compress(image, level=level)
         decoded = codec.decompress(data, steps=1)
@@ -80,7 +102,7 @@ def _ours_and_best_classical(codec, net, image) -> tuple[float, float]:
     """LPIPS at realism 1, and the best classical codec's at or under the same bytes, at the level
     whose mean rate on Kodak is nearest 0.02 bpp (the rate the model's targets are set at)."""
     from gencodec.evaluation.baselines import available_codecs, match_bytes
-    level = min(_ladder()["levels"], key=lambda lv: abs(lv["bpp_mean"] - 0.02))["level"]
+    level = min(_ladder("default")["levels"], key=lambda lv: abs(lv["bpp_mean"] - 0.02))["level"]
     data = codec.compress(image, level=level)
     ours = metrics.lpips(net, np.asarray(codec.decompress(data, realism=1.0)), image)
     score = lambda decoded: -metrics.lpips(net, decoded, image)  # noqa: E731
@@ -113,15 +135,18 @@ def test_realism_1_against_the_best_classical_codec_on_kodim23(codec, lpips_net,
     assert ours < best, f"kodim23: LPIPS {ours:.3f} at realism 1 vs {best:.3f} for the best classical codec"
 
 
-def test_the_default_config_builds_the_shipped_architecture():
-    """configs/default.yaml's last stage trains the model that ships (stage settings may change it)."""
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_config_builds_the_shipped_architecture(name):
+    """Each shipped model's config: its last stage trains the model that ships (stage settings may change it)."""
     import yaml
 
-    from .conftest import train_module as _train_module
-    train = _train_module()
-    cfg = yaml.safe_load(open(ROOT / "configs" / "default.yaml"))
-    built = gencodec.GenCodecModel(**train.stage_model_config(cfg, cfg["stages"][-1])).config
-    shipped = json.loads((DEFAULT / "config.json").read_text())
+    from gencodec.pretrained import model_class
+    from gencodec.training.config import stage_model_config
+    cfg = yaml.safe_load(open(ROOT / "configs" / SHIPPED[name]))
+    model = model_class(cfg.get("family", "pixel"))(**stage_model_config(cfg, cfg["stages"][-1]))
+    built = model.config
+    shipped = json.loads((SHIPPED_DIR / name / "config.json").read_text())
+    assert shipped["_class_name"] == type(model).__name__
     ignored = ("trained_steps",)
     assert {k: v for k, v in shipped.items() if not k.startswith("_") and k not in ignored} == \
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in built.items() if not k.startswith("_") and k not in ignored}

@@ -14,7 +14,7 @@ from gencodec.training.config import (DataConfig, OptimConfig, TrainConfig, load
 
 from .conftest import ROOT
 
-CONFIGS = ("tiny", "default", "base", "base_cpu")
+CONFIGS = ("tiny", "pixel", "latent", "tiny_latent", "base", "base_cpu")
 
 
 def _tiny() -> dict:
@@ -50,7 +50,7 @@ def test_the_shipped_configs_load(name):
 
 
 def test_a_stage_takes_what_it_leaves_out_from_the_config():
-    cfg = load_config(ROOT / "configs" / "default.yaml")
+    cfg = load_config(ROOT / "configs" / "pixel.yaml")
     codec, decoder, lpips, wide = (cfg.resolve(cfg.names.index(n))
                                    for n in ("codec", "decoder", "decoder_lpips", "decoder_wide"))
     assert codec.lambdas != cfg.lambdas and decoder.lambdas == cfg.lambdas  # its own ladder, or the config's

@@ -3,8 +3,8 @@
 
     python train/export.py --config configs/base.yaml \\
         --checkpoint runs/base/codec/checkpoints/checkpoint-2000 --out models/base-2000
-    python train/export.py --model runs/default/model --half --out gencodec/weights/default
-    python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/latent
+    python train/export.py --model runs/pixel/model --half --out gencodec/weights/pixel
+    python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/default
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also

@@ -6,9 +6,10 @@
 
 Each module named in COMMAND_MODULES adds its commands with ``register(subparsers)``:
 the runtime's (compress, decompress, info), the evaluation tools' (demo, bench,
-eval, report) and the training tools' (pack). Registration imports nothing
-heavy, and a runtime command builds only the runtime's parsers, so it never
-imports gencodec.training or gencodec.evaluation.
+eval, report), the training tools' (pack, cache-latents) and the web app's
+(app). Registration imports nothing heavy, and a runtime command builds only
+the runtime's parsers, so it never imports gencodec.training,
+gencodec.evaluation or gencodec.app.
 
 Every error gencodec raises on purpose (a :class:`~gencodec.errors.GencodecError`)
 and every :class:`OSError` from reading or writing files is printed as one line,
@@ -32,6 +33,7 @@ COMMAND_MODULES = [
     "gencodec.cli.codec_commands",
     "gencodec.evaluation.commands",
     "gencodec.training.commands",
+    "gencodec.app.commands",
 ]
 
 DESCRIPTION = """\
@@ -45,7 +47,7 @@ levels:
   models). Level 0 gives the smallest file and the roughest picture; each
   higher level spends more bits on detail. The default is the middle level,
   N // 2 (4 when N = 8). On the Kodak photos the shipped default model spans
-  about 0.003 bpp (150 bytes for 768x512) at level 0 to 0.07 bpp (3.6 KB) at
+  about 0.0045 bpp (220 bytes for 768x512) at level 0 to 0.06 bpp (3 KB) at
   level 7; gencodec/weights/default/ladder.json has every level's range.
 
 the .gcz file:
@@ -59,7 +61,8 @@ models:
   --model takes a model folder (config.json + weights), the name of a shipped
   model, or 'untrained' (random weights: files round-trip, but pictures are
   noise; for trying the pipeline). The default is 'default', the shipped
-  trained model.
+  trained model (latent family); 'pixel', the other shipped model, is better
+  below about 0.015 bpp (model cards in gencodec/weights/).
 """
 
 EPILOG = """\

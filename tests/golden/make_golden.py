@@ -1,6 +1,6 @@
-"""Regenerate the golden files: a few small .gcz files made by the shipped model.
+"""Regenerate the golden files: a few small .gcz files made by a shipped model.
 
-    python tests/golden/make_golden.py [--out tests/golden]
+    python tests/golden/make_golden.py [--model default] [--out tests/golden/default]
 
 For each case it writes the .gcz file, and records in golden.json the sha256 of
 its decoded integer code (exact on every machine) and the names of reference
@@ -43,12 +43,14 @@ def code_digest(code) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--model", default="default", help="a shipped model's name; default: %(default)s")
+    parser.add_argument("--out", type=Path, default=None, help="default: tests/golden/MODEL")
     args = parser.parse_args(argv)
+    args.out = args.out or HERE / args.model
     import skimage.data
 
     photos = Path(skimage.data.__file__).parent
-    codec = gencodec.load("default", device="cpu")
+    codec = gencodec.load(args.model, device="cpu")
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for photo, (left, top, width, height), level in CASES:
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
             record[f"realism{realism}"] = name
         records.append(record)
         print(f"{stem}: {len(data)} bytes", file=sys.stderr)
-    meta = {"model": "default", "fingerprint": codec.model.fingerprint(), "cases": records}
+    meta = {"model": args.model, "fingerprint": codec.model.fingerprint(), "cases": records}
     (args.out / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
     return 0
 
