@@ -344,7 +344,7 @@ def test_subcommand_help(capsysbinary, command):
     assert "--model" in text and "default" in text
 
 
-TOOLS = ["demo", "bench", "eval", "report", "pack", "cache-latents"]
+TOOLS = ["demo", "bench", "eval", "report", "pack", "cache-latents", "app"]
 
 
 def test_top_level_help_lists_every_command(capsysbinary):
@@ -432,7 +432,8 @@ def test_pipe_between_two_processes(tmp_path, png, untrained_codec, image_array)
 
 
 def test_runtime_commands_import_no_tools(tmp_path, png):
-    """compress, decompress and info build only their own parsers and never import training or evaluation."""
+    """compress, decompress and info build only their own parsers and never import training, evaluation or the
+    app."""
     gcz, out = str(tmp_path / "x.gcz"), str(tmp_path / "x_out.png")
     script = f"""
 import sys
@@ -441,7 +442,8 @@ model = {MODEL!r}
 assert main(["compress", {str(png)!r}, "-o", {gcz!r}, "--level", "1", *model]) == 0
 assert main(["info", {gcz!r}]) == 0
 assert main(["decompress", {gcz!r}, "-o", {out!r}, *model]) == 0
-tools = [m for m in sys.modules if m.split(".")[:2] in (["gencodec", "training"], ["gencodec", "evaluation"])]
+tools = [m for m in sys.modules if m.split(".")[:2] in (["gencodec", "training"], ["gencodec", "evaluation"],
+                                                       ["gencodec", "app"])]
 assert not tools, tools
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=300)

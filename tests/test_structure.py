@@ -1,4 +1,4 @@
-"""The runtime stands alone: compressing and decompressing import nothing of training or evaluation."""
+"""The runtime stands alone: compressing and decompressing import nothing of training, evaluation or the app."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gencodec"
-TOOLS = ("gencodec.training", "gencodec.evaluation")
+TOOLS = ("gencodec.training", "gencodec.evaluation", "gencodec.app")
 # Dependencies of the extras only, which nothing in the runtime's import chain pulls in when
 # installed (diffusers itself imports accelerate, tqdm and yaml where they are present).
 EXTRA_PACKAGES = ("lpips", "torchvision", "tensorboard", "skimage", "matplotlib", "pytorch_msssim", "pillow_heif",
-                  "scipy")
+                  "scipy", "gradio", "playwright")
 
 
 def _run(code: str) -> dict:
@@ -25,7 +25,7 @@ def _run(code: str) -> dict:
 
 def _runtime_files() -> list[Path]:
     return [p for p in PACKAGE.rglob("*.py")
-            if not p.relative_to(PACKAGE).parts[0] in ("training", "evaluation")]
+            if not p.relative_to(PACKAGE).parts[0] in ("training", "evaluation", "app")]
 
 
 def _imported_names(path: Path) -> list[str]:
