@@ -87,11 +87,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="also print each run's metric at these bpp (matched rate)")
     p.add_argument("--metric", default="lpips", help="the metric --at-bpp prints; default: %(default)s")
     p.add_argument("--realism", type=float, default=1.0, help="the realism --at-bpp reads; default: %(default)s")
+    p.add_argument("--labels", metavar="A,B,...", type=lambda t: t.split(","),
+                   help="one label per run, in order; default: each run's model name")
     args = p.parse_args(argv)
+    if args.labels is not None and len(args.labels) != len(args.runs):
+        p.error(f"--labels gives {len(args.labels)} labels for {len(args.runs)} runs")
     try:
         paths = [Path(r) for r in args.runs]
         runs = [load_results(path) for path in paths]
-        labels = run_labels(paths, runs)
+        labels = args.labels or run_labels(paths, runs)
         written = plot_rate_quality(runs, args.out, labels=labels)
     except GencodecError as exc:
         print(f"rd_curves.py: error: {' '.join(str(exc).split())}", file=sys.stderr)

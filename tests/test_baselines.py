@@ -146,3 +146,21 @@ def test_tiny_scales_are_skipped(monkeypatch):
     monkeypatch.setattr(baselines, "_save", recording_save)
     match_bytes(smooth_image(40, 64), "jpeg", 400)
     assert sizes and min(min(s) for s in sizes) >= baselines.MIN_SIDE
+
+
+def test_best_of_takes_the_best_codec_under_the_budget(images):
+    image, budget = images[0], 1500
+    each = {c: match_bytes(image, c, budget) for c in ("jpeg", "webp")}
+    best = baselines.best_of(image, budget, codecs=("jpeg", "webp"))
+    assert best is not None and best.bytes <= budget
+    winner = max((r for r in each.values() if r is not None), key=lambda r: psnr(r.decoded, image))
+    assert (best.codec, best.bytes) == (winner.codec, winner.bytes)
+    # A score decides instead of PSNR when given; ties keep the first codec.
+    tied = baselines.best_of(image, budget, codecs=("jpeg", "webp"), score=lambda decoded: 0.0)
+    assert tied.codec == "jpeg"
+    assert baselines.best_of(image, 10, codecs=("jpeg", "webp")) is None
+
+
+def test_best_of_skips_codecs_this_machine_lacks(images, monkeypatch):
+    monkeypatch.setattr(baselines, "available_codecs", lambda: ["webp"])
+    assert baselines.best_of(images[0], 1500).codec == "webp"

@@ -194,6 +194,17 @@ def test_rd_curves_script(eval_dir, tmp_path):
     assert len(result.stdout.splitlines()) == 10
 
 
+def test_rd_curves_labels_name_the_runs(eval_dir, tmp_path, capsys):
+    rd = _load_script("rd_curves")
+    assert rd.main([str(eval_dir), str(eval_dir), "--labels", "ours,theirs", "--out", str(tmp_path / "rd"),
+                    "--at-bpp", "0.01"]) == 0
+    table = capsys.readouterr().out
+    assert "ours" in table and "theirs" in table
+    with pytest.raises(SystemExit) as exit_info:
+        rd.main([str(eval_dir), "--labels", "a,b", "--out", str(tmp_path / "rd2")])
+    assert exit_info.value.code == 2 and "2 labels for 1 runs" in capsys.readouterr().err
+
+
 def _load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "demos" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

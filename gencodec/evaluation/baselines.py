@@ -233,3 +233,24 @@ def match_bytes(image: np.ndarray, codec: str, max_bytes: int,
         if quality == QUALITY_RANGE[codec][1]:
             break  # top quality already fits: smaller scales can only lose detail
     return None if best is None else best[1]
+
+
+def best_of(image: np.ndarray, max_bytes: int, codecs: list[str] | tuple[str, ...] | None = None,
+            score: Callable[[np.ndarray], float] | None = None) -> BaselineResult | None:
+    """The best file of `image` at or under `max_bytes` over several codecs (`match_bytes` each).
+
+    `codecs` defaults to those of jpeg, webp, avif and hevc available here (the
+    classical codecs the project compares against); unavailable ones are skipped.
+    Ranked by `score(decoded)` (higher is better), or by PSNR against `image`.
+    None when no codec fits the budget.
+    """
+    rank = score or (lambda decoded: psnr(decoded, image))
+    names = [c for c in (codecs or ("jpeg", "webp", "avif", "hevc")) if c in available_codecs()]
+    best: tuple[float, BaselineResult] | None = None
+    for name in names:
+        found = match_bytes(image, name, max_bytes, score=rank)
+        if found is not None:
+            value = rank(found.decoded)
+            if best is None or value > best[0]:
+                best = (value, found)
+    return None if best is None else best[1]
