@@ -6,7 +6,7 @@
     python demos/screenshots.py --app docs/app.png --photo my.jpg --model untrained
 
 --demo-page DIR opens DIR/index.html (what `gencodec demo --out DIR` writes)
-from disk and shoots its top (one 1400x1000 window). --app OUT serves
+from disk and shoots its top, down to the end of the first photo's grid. --app OUT serves
 `gencodec app` in this process on a free loopback port, uploads --photo
 (default: Kodak's kodim23 from ../shared, else a scikit-image sample photo),
 presses Compress at the page's default settings, and shoots the whole page.
@@ -44,6 +44,10 @@ def report_requests(requests: browser.RequestLog, what: str) -> None:
               file=sys.stderr)
 
 
+#: The tallest demo-page screenshot, in CSS pixels.
+DEMO_MAX_HEIGHT = 3000
+
+
 def shoot_demo_page(chromium, folder: Path, out: Path, max_bytes: int) -> Path:
     page_file = folder / "index.html"
     if not page_file.is_file():
@@ -52,7 +56,12 @@ def shoot_demo_page(chromium, folder: Path, out: Path, max_bytes: int) -> Path:
     requests = browser.RequestLog(context)
     page = context.new_page()
     page.goto(page_file.resolve().as_uri(), wait_until="load", timeout=60_000)
-    saved = browser.save_small_png(page.screenshot(), out, max_bytes)
+    # The top of the page down to the end of the first photo's grid: the header, the plot, one photo.
+    bottom = page.evaluate("(() => { const t = document.querySelector('table.grid');"
+                           " return t ? t.getBoundingClientRect().bottom + window.scrollY + 16 : 1000; })()")
+    height = int(min(bottom, DEMO_MAX_HEIGHT))
+    shot = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": browser.VIEWPORT["width"], "height": height})
+    saved = browser.save_small_png(shot, out, max_bytes)
     report_requests(requests, "the demo page")
     context.close()
     return saved

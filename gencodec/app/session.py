@@ -25,14 +25,12 @@ import numpy as np
 
 from gencodec.codec import Codec
 from gencodec.errors import GencodecError, InvalidImageError
-from gencodec.evaluation.baselines import available_codecs, best_of
+from gencodec.evaluation.baselines import DISPLAY_NAMES, FILE_SUFFIXES, available_codecs, best_of
 from gencodec.imageio import load_image
 
 #: The classical codecs searched for the comparison (those available here): the ones the project compares
 #: against everywhere. JPEG XL is left out, as in gencodec.evaluation.baselines.best_of.
 CLASSICAL_CODECS = ("jpeg", "webp", "avif", "hevc")
-CODEC_NAMES = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "hevc": "HEVC (HEIF)", "jxl": "JPEG XL"}
-SUFFIXES = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "hevc": ".heic", "jxl": ".jxl"}
 OURS = "gencodec"
 
 
@@ -87,7 +85,7 @@ class Comparison:
         return f"{coded.codec}: {coded.n_bytes:,} bytes, {coded.bpp(self.width, self.height):.4f} bpp"
 
     def no_classical_reason(self) -> str:
-        names = ", ".join(CODEC_NAMES[c] for c in self.classical_tried) or "none available here"
+        names = ", ".join(DISPLAY_NAMES[c] for c in self.classical_tried) or "none available here"
         return (f"No classical file fits in {self.ours.n_bytes:,} bytes: none of the classical codecs searched "
                 f"({names}) can write this photo that small, even at its lowest quality on a thumbnail.")
 
@@ -184,10 +182,10 @@ def compare(codec: Codec, photo: str | Path | None, settings: Settings, out_dir:
     seconds["classical search"] = time.perf_counter() - start
     classical = None
     if found is not None:
-        path = folder / f"{stem}{SUFFIXES[found.codec]}"
+        path = folder / f"{stem}{FILE_SUFFIXES[found.codec]}"
         path.write_bytes(found.data)
         detail = _classical_detail(found.data, found.quality, found.scale)
-        classical = CodedFile(CODEC_NAMES[found.codec], detail, path, path.stat().st_size, found.decoded)
+        classical = CodedFile(DISPLAY_NAMES[found.codec], detail, path, path.stat().st_size, found.decoded)
 
     realism = settings.realism if settings.realism is not None else (1.0 if codec.is_generative else 0.0)
     return Comparison(name, original, ours, classical, tried, settings, realism, seconds)

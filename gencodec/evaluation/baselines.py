@@ -43,6 +43,10 @@ BYTES_COUNTED = ("classical file sizes count the whole file as written (format h
 
 CODECS = ("jpeg", "webp", "avif", "hevc", "jxl")
 
+#: Each codec's name as shown to people, and the file name suffix of its files.
+DISPLAY_NAMES = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "hevc": "HEVC (HEIF)", "jxl": "JPEG XL"}
+FILE_SUFFIXES = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "hevc": ".heic", "jxl": ".jxl"}
+
 # Inclusive quality ranges, in each encoder's own units. jxl stops at 99:
 # quality 100 means lossless to libjxl, which pillow-jxl refuses in lossy mode.
 QUALITY_RANGE = {

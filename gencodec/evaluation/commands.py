@@ -16,17 +16,30 @@ from gencodec.cli.common import EXIT_OK, GencodecError
 EXTRA = "eval"
 
 DEMO_DESCRIPTION = """\
-Compress photos at several rate levels with a model (the shipped default
-model unless --model says otherwise), decompress them, print a table (bytes,
-bpp, PSNR, LPIPS, seconds) and write the .gcz files, the reconstructions and a
-side-by-side page (index.html) into --out.
+Show what the codec does at a glance: compress photos at a few rate levels
+with a model (the shipped default model unless --model says otherwise),
+decode each file at realism 0 and 1 (0 only for a model without a generative
+decoder), and put each beside the best classical file of the same size: every
+codec of --baselines is searched over its quality and a downscale factor for
+its best file at or under our file's bytes, and the best of them (by LPIPS
+when --lpips-weights are given, else by PSNR) is shown, named.
+
+It prints a table as it goes (bytes, bpp, PSNR and LPIPS per realism, the
+classical winner with its bytes and scores, seconds) and the total time, and
+writes into --out every file (.gcz, classical files, decoded PNGs), a
+rate-quality plot of its own measurements (rd_*.png, .svg) and index.html.
+The page opens from disk with no network: for each photo a grid with one row
+per level (original, ours at each realism, best classical file), captioned
+with bytes, bpp and LPIPS (PSNR without LPIPS weights), and under each image
+the same window of the photo (its most detailed region) at 2x zoom.
 
 Without photos, the demo uses sample photos that ship with scikit-image."""
 
 DEMO_EPILOG = """\
 example:
-  gencodec demo                       # sample photos, every level
-  gencodec demo my/*.jpg --levels 0,2 --model runs/base/model --out demo"""
+  gencodec demo                       # sample photos, three levels, jpeg/webp/avif/hevc
+  gencodec demo --lpips-weights alexnet_features.pth --out demo   # captions and ranking by LPIPS
+  gencodec demo my/*.jpg --levels 0,2 --baselines webp,avif --model runs/base/model"""
 
 BENCH_DESCRIPTION = """\
 Time compress and decompress for each image size and level, interleaving the
@@ -90,41 +103,62 @@ def _check_levels(levels: list[int], n_levels: int) -> None:
         raise GencodecError(f"level {bad[0]} is out of range: this model has levels 0..{n_levels - 1}")
 
 
+def _check_realisms(realisms: list[float]) -> None:
+    bad = [r for r in realisms if not 0 <= r <= 1]
+    if bad or not realisms:
+        raise GencodecError(f"realism must be a number from 0 to 1, got {bad[0] if bad else 'nothing'}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gencodec.evaluation.demo import run_demo, sample_photos
+    import time
+
+    from gencodec.evaluation.demo import check_baselines, default_levels, run_demo, sample_photos
     from gencodec.evaluation.perceptual import lpips_or_none
 
+    started = time.perf_counter()
     photos = [Path(p) for p in args.photos] or sample_photos()
     for photo in photos:
         common.check_input(photo)
+    _check_realisms(args.realism)
+    baselines = check_baselines(args.baselines)
     codec = common.load_codec(args)
-    levels = args.levels if args.levels is not None else list(range(codec.n_levels))
+    levels = args.levels if args.levels is not None else default_levels(codec.n_levels)
     _check_levels(levels, codec.n_levels)
+    realisms = codec.realism_values(args.realism)
+    if any(r > 0 for r in args.realism) and not codec.is_generative:
+        common.warn(f"model '{args.model}' has no generative decoder: showing realism 0 only")
     lpips_net = lpips_or_none(args.lpips_weights, codec.device, common.warn)
     out = Path(args.out)
     common.info(f"model '{args.model}' ({codec.model.config.trained_steps} training steps), "
-                f"{len(photos)} photos, levels {','.join(map(str, levels))}")
-    run_demo(codec, photos, out, levels, lpips_net=lpips_net, realism=args.realism)
+                f"{len(photos)} photos, levels {','.join(map(str, levels))}, "
+                f"classical codecs: {','.join(baselines) or 'none'}")
+    run_demo(codec, photos, out, levels, lpips_net=lpips_net, realisms=realisms, baselines=baselines,
+             model_name=args.model)
     common.warn_if_untrained(codec, args)
-    common.info(f"wrote {out}/ (open {out / 'index.html'} to compare)")
+    common.info(f"wrote {out}/ in {time.perf_counter() - started:.0f} s (open {out / 'index.html'} to compare)")
     return EXIT_OK
 
 
 def _register_demo(subparsers) -> None:
     p = common.add_command(subparsers, "demo", common.needs_extra(EXTRA, cmd_demo),
-                           help="compress and decompress sample photos at several levels",
+                           help="compare with classical codecs at the same bytes, on a page",
                            description=DEMO_DESCRIPTION, epilog=DEMO_EPILOG)
     p.add_argument("photos", metavar="PHOTO", nargs="*",
                    help="photos to use; default: sample photos that ship with scikit-image")
     p.add_argument("--out", default="gencodec-demo",
-                   help="folder for the .gcz files, reconstructions and index.html; default: %(default)s")
+                   help="folder for the files, the plot and index.html; default: %(default)s")
     p.add_argument("--levels", type=common.parse_ints, default=None, metavar="L,L,...",
-                   help="rate levels to show; default: all of the model's levels")
-    p.add_argument("--realism", type=float, default=None, metavar="R",
-                   help="decode realism in [0, 1]; default: the model's (1 with a generative decoder)")
+                   help="rate levels to show; default: three over the model's ladder (the lowest, "
+                        "the middle and the highest but one)")
+    p.add_argument("--realism", type=common.parse_floats, default=[0.0, 1.0], metavar="R,R,...",
+                   help="decode realisms to show, each in [0, 1]; default: 0,1 (0 only without a "
+                        "generative decoder)")
+    p.add_argument("--baselines", type=_parse_names, default=None, metavar="NAME,...",
+                   help="classical codecs among jpeg,webp,avif,hevc,jxl, or 'none'; "
+                        "default: jpeg,webp,avif,hevc, those available here")
     p.add_argument("--lpips-weights", metavar="FILE", default=None,
-                   help="LPIPS AlexNet features file for the LPIPS column; default: $GENCODEC_LPIPS_WEIGHTS, "
-                        "else lpips' usual download, else no LPIPS")
+                   help="LPIPS AlexNet features file: captions and the classical ranking then use LPIPS; "
+                        "default: $GENCODEC_LPIPS_WEIGHTS, else lpips' usual download, else PSNR")
     common.add_model_options(p)
 
 

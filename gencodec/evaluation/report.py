@@ -222,6 +222,8 @@ def _crop(folder: Path, relative: str | None, size: int = CROP_SIZE) -> str | No
     """Cut the centre of folder/relative into folder/crops/; the crop's path relative to folder, or None."""
     from PIL import Image
 
+    from .crops import centre_box, cut
+
     source = _inside(folder, relative)
     if source is None or not source.is_file():
         return None
@@ -229,10 +231,7 @@ def _crop(folder: Path, relative: str | None, size: int = CROP_SIZE) -> str | No
     if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
         try:
             with Image.open(source) as image:
-                width, height = image.size
-                w, h = min(size, width), min(size, height)
-                left, top = (width - w) // 2, (height - h) // 2
-                crop = image.crop((left, top, left + w, top + h))
+                crop = cut(image, centre_box(*image.size, size))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 crop.save(target)  # PNG: a lossy crop would add artefacts of its own to the comparison
         except OSError:
