@@ -31,7 +31,7 @@ NOISE_BLOCK = 64
 # further step moves the result away from the photo. Mean LPIPS on 8 Kodak photos
 # at level 4, 1 / 2 / 4 steps: 0.515 / 0.550 / 0.598 with a model trained partly for
 # one step (0.560 / 0.578 / 0.614, and 0.662 at 8, with one that was not; the model
-# card has the shipped model's figures). More steps remain an option (--steps).
+# card of the pixel model has its figures). More steps remain an option (--steps).
 DEFAULT_DIFFUSION = {
     # The training noise schedule (diffusers' scheduler arguments).
     "num_train_timesteps": 1000,

@@ -170,7 +170,7 @@ def plot_rate_quality(results: dict | Sequence[dict], out_dir: str | os.PathLike
     series = list(dict.fromkeys((row["codec"], row["realism"]) for table in tables for row in table))
     colours = {s: f"C{i % 10}" for i, s in enumerate(series)}
     styles = ["-", "--", ":", "-."]
-    models = " vs ".join(dict.fromkeys(model_label(r) for r in runs))
+    models = " vs ".join(dict.fromkeys(labels))
     title_runs = f"{models} ({'/'.join(str(n) for n in sorted({_n_images(r) for r in runs}))} images)"
 
     written = []
