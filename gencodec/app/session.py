@@ -25,12 +25,9 @@ import numpy as np
 
 from gencodec.codec import Codec
 from gencodec.errors import GencodecError, InvalidImageError
-from gencodec.evaluation.baselines import DISPLAY_NAMES, FILE_SUFFIXES, available_codecs, best_of
+from gencodec.evaluation.baselines import COMPARED, DISPLAY_NAMES, FILE_SUFFIXES, available_codecs, best_of
 from gencodec.imageio import load_image
 
-#: The classical codecs searched for the comparison (those available here): the ones the project compares
-#: against everywhere. JPEG XL is left out, as in gencodec.evaluation.baselines.best_of.
-CLASSICAL_CODECS = ("jpeg", "webp", "avif", "hevc")
 OURS = "gencodec"
 
 
@@ -177,7 +174,7 @@ def compare(codec: Codec, photo: str | Path | None, settings: Settings, out_dir:
     ours = CodedFile(OURS, f"level {codec.info(data).level}", gcz, gcz.stat().st_size, decoded)
 
     start = time.perf_counter()
-    tried = [c for c in CLASSICAL_CODECS if c in available_codecs()]
+    tried = [c for c in COMPARED if c in available_codecs()]
     found = best_of(original, len(data), codecs=tried) if tried else None
     seconds["classical search"] = time.perf_counter() - start
     classical = None

@@ -43,6 +43,9 @@ BYTES_COUNTED = ("classical file sizes count the whole file as written (format h
 
 CODECS = ("jpeg", "webp", "avif", "hevc", "jxl")
 
+#: The classical codecs the project compares against by default (`best_of`, the demo, the app).
+COMPARED = ("jpeg", "webp", "avif", "hevc")
+
 #: Each codec's name as shown to people, and the file name suffix of its files.
 DISPLAY_NAMES = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "hevc": "HEVC (HEIF)", "jxl": "JPEG XL"}
 FILE_SUFFIXES = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "hevc": ".heic", "jxl": ".jxl"}
@@ -96,6 +99,7 @@ class BaselineResult:
     bytes: int
     data: bytes
     decoded: np.ndarray
+    score: float  # what `match_bytes` ranked it by (higher is better)
 
 
 @functools.cache
@@ -116,6 +120,13 @@ def available_codecs() -> list[str]:
     except ImportError:
         pass
     return found
+
+
+def check_codecs(names) -> list[str]:
+    """`names` without repeats, once each is a codec this machine has; else a one-line GencodecError."""
+    for name in names:
+        _register(name)
+    return list(dict.fromkeys(names))
 
 
 @functools.cache
@@ -230,10 +241,9 @@ def match_bytes(image: np.ndarray, codec: str, max_bytes: int,
             continue
         quality, data = found
         decoded = decode(data, codec, (width, height))
-        result = BaselineResult(codec, quality, scale, len(data), data, decoded)
-        value = rank(decoded)
-        if best is None or value > best[0]:
-            best = (value, result)
+        result = BaselineResult(codec, quality, scale, len(data), data, decoded, rank(decoded))
+        if best is None or result.score > best[0]:
+            best = (result.score, result)
         if quality == QUALITY_RANGE[codec][1]:
             break  # top quality already fits: smaller scales can only lose detail
     return None if best is None else best[1]
@@ -243,18 +253,13 @@ def best_of(image: np.ndarray, max_bytes: int, codecs: list[str] | tuple[str, ..
             score: Callable[[np.ndarray], float] | None = None) -> BaselineResult | None:
     """The best file of `image` at or under `max_bytes` over several codecs (`match_bytes` each).
 
-    `codecs` defaults to those of jpeg, webp, avif and hevc available here (the
-    classical codecs the project compares against); unavailable ones are skipped.
-    Ranked by `score(decoded)` (higher is better), or by PSNR against `image`.
-    None when no codec fits the budget.
+    `codecs` defaults to those of `COMPARED` available here; unavailable ones are
+    skipped. Ranked by `score(decoded)` (higher is better), or by PSNR against
+    `image`. None when no codec fits the budget.
     """
-    rank = score or (lambda decoded: psnr(decoded, image))
-    names = [c for c in (codecs or ("jpeg", "webp", "avif", "hevc")) if c in available_codecs()]
-    best: tuple[float, BaselineResult] | None = None
-    for name in names:
-        found = match_bytes(image, name, max_bytes, score=rank)
-        if found is not None:
-            value = rank(found.decoded)
-            if best is None or value > best[0]:
-                best = (value, found)
-    return None if best is None else best[1]
+    best: BaselineResult | None = None
+    for name in [c for c in (codecs or COMPARED) if c in available_codecs()]:
+        found = match_bytes(image, name, max_bytes, score=score)
+        if found is not None and (best is None or found.score > best.score):
+            best = found
+    return best

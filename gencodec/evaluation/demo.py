@@ -18,9 +18,8 @@ folder, with index.html (gencodec.evaluation.demo_page) to look at it.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +27,12 @@ import numpy as np
 from PIL import Image
 
 from ..codec import Codec
-from ..errors import GencodecError
 from ..imageio import load_image, save_image
 from . import metrics
-from .baselines import FILE_SUFFIXES
+from .baselines import COMPARED, FILE_SUFFIXES
 from .crops import Box, cut, most_detailed_box
 
 SAMPLE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
-
-#: The classical codecs searched unless told otherwise (those of them available here).
-DEFAULT_BASELINES = ("jpeg", "webp", "avif", "hevc")
 
 #: The crop window's side in the original, and how much it is enlarged on the page.
 CROP_SIDE = 128
@@ -112,17 +107,11 @@ class Demo:
 
 def check_baselines(names: list[str] | None) -> list[str]:
     """The classical codecs to search: `names` (each must be available here), or the default ones available."""
-    from .baselines import CODECS, available_codecs
+    from .baselines import available_codecs, check_codecs
 
     if names is None:
-        return [name for name in DEFAULT_BASELINES if name in available_codecs()]
-    for name in names:
-        if name not in CODECS:
-            raise GencodecError(f"unknown classical codec {name!r} (known: {', '.join(CODECS)}, or 'none')")
-        if name not in available_codecs():
-            raise GencodecError(f"classical codec {name!r} is not available here "
-                                f"(available: {', '.join(available_codecs())})")
-    return list(dict.fromkeys(names))
+        return [name for name in COMPARED if name in available_codecs()]
+    return check_codecs(names)
 
 
 def _unique_names(photos: list[Path]) -> list[str]:
@@ -135,14 +124,8 @@ def _unique_names(photos: list[Path]) -> list[str]:
 
 
 def _lpips_for(lpips_net, original: np.ndarray):
-    """`lpips_net`, or None for a photo too small for it (AlexNet needs some 31 px a side)."""
-    if lpips_net is None:
-        return None
-    try:
-        metrics.lpips(lpips_net, original, original)
-    except GencodecError:
-        return None
-    return lpips_net
+    """`lpips_net`, or None for a photo too small for it (AlexNet's strides)."""
+    return lpips_net if min(original.shape[:2]) >= metrics.LPIPS_MIN_SIDE else None
 
 
 class _Writer:
@@ -166,31 +149,13 @@ class _Writer:
                      psnr=metrics.psnr(decoded, self.original), lpips=lpips, **extra)
 
 
-def _remembered(score: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
-    """`score`, computed once per distinct image.
-
-    best_of scores each codec's winner again after match_bytes has scored it,
-    and an LPIPS score costs about a second for a 512x512 photo on a CPU.
-    Images are told apart by a hash of their pixels, not by id(): the search
-    drops its losers, and a new array may then reuse a freed one's id.
-    """
-    known: dict[bytes, float] = {}
-
-    def remembered(decoded: np.ndarray) -> float:
-        key = hashlib.blake2b(np.ascontiguousarray(decoded).data, digest_size=16).digest()
-        if key not in known:
-            known[key] = score(decoded)
-        return known[key]
-    return remembered
-
-
 def _classical(writer: _Writer, stem: str, max_bytes: int, baselines: list[str]) -> Shown | None:
     """The best classical file at or under `max_bytes`, saved beside ours; None when none fits."""
     from .baselines import best_of
     from .evaluate import Measurer
 
     # Ranked as eval ranks its baselines: by LPIPS when it is measured, else by PSNR.
-    score = _remembered(Measurer(writer.lpips_net).selection_score(writer.original))
+    score = Measurer(writer.lpips_net).selection_score(writer.original)
     found = best_of(writer.original, max_bytes, baselines, score)
     if found is None:
         return None

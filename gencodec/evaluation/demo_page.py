@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from urllib.parse import quote
 
 from .demo import CROP_SIDE, CROP_ZOOM, Demo, DemoPhoto, DemoRow, Shown
-from .report import METRICS, plot_rate_quality
+from .report import METRICS, plot_rate_quality, relative_url
 
 PAGE = "index.html"
 #: The series name of the best classical file in the plot.
@@ -41,11 +40,6 @@ _STYLE = (
 )
 
 
-def _src(relative: str) -> str:
-    """An attribute-safe relative URL (photo names may hold spaces, '#' or '?')."""
-    return html.escape(quote(relative), quote=True)
-
-
 def _realism_name(realism: float) -> str:
     kind = {0.0: " (distortion-optimal)", 1.0: " (generative)"}.get(realism, "")
     return f"ours, realism {realism:g}{kind}"
@@ -59,12 +53,12 @@ def _quality(demo: Demo, shown: Shown) -> str:
 
 
 def _tile(demo: Demo, shown: Shown, title: str, extra: str = "") -> str:
-    caption = (f"<b>{html.escape(title)}</b><br><a href='{_src(shown.coded_file)}'>{shown.bytes} bytes</a>"
+    caption = (f"<b>{html.escape(title)}</b><br><a href='{relative_url(shown.coded_file)}'>{shown.bytes} bytes</a>"
                f" &middot; {shown.bpp:.4f} bpp &middot; {_quality(demo, shown)}")
     if extra:
         caption += f"<br>{html.escape(extra)}"
-    return (f"<figure><a class='image' href='{_src(shown.file)}'><img class='full' src='{_src(shown.file)}' alt=''></a>"
-            f"<img class='crop' src='{_src(shown.crop)}' alt='crop'>"
+    return (f"<figure><a class='image' href='{relative_url(shown.file)}'><img class='full' src='{relative_url(shown.file)}' alt=''></a>"
+            f"<img class='crop' src='{relative_url(shown.crop)}' alt='crop'>"
             f"<figcaption>{caption}</figcaption></figure>")
 
 
@@ -73,9 +67,9 @@ def _original_tile(photo: DemoPhoto) -> str:
     # The window is framed on the original so the crops below can be placed in the photo.
     window = (f"left:{100 * left / photo.width:.3f}%;top:{100 * top / photo.height:.3f}%;"
               f"width:{100 * (right - left) / photo.width:.3f}%;height:{100 * (bottom - top) / photo.height:.3f}%")
-    return (f"<figure><a class='image frame' href='{_src(photo.file)}'>"
-            f"<img class='full' src='{_src(photo.file)}' alt=''><span class='window' style='{window}'></span></a>"
-            f"<img class='crop' src='{_src(photo.crop)}' alt='crop'>"
+    return (f"<figure><a class='image frame' href='{relative_url(photo.file)}'>"
+            f"<img class='full' src='{relative_url(photo.file)}' alt=''><span class='window' style='{window}'></span></a>"
+            f"<img class='crop' src='{relative_url(photo.crop)}' alt='crop'>"
             f"<figcaption><b>original</b><br>{photo.width}&times;{photo.height} px</figcaption></figure>")
 
 
@@ -134,7 +128,7 @@ def _plot_section(out: Path, demo: Demo) -> str:
     metric = "lpips" if demo.lpips and "rd_lpips.png" in names else "psnr"
     if f"rd_{metric}.png" not in names:
         return ""
-    others = [f"<a href='{_src(n)}'>{html.escape(n)}</a>" for n in sorted(names) if n != f"rd_{metric}.png"]
+    others = [f"<a href='{relative_url(n)}'>{html.escape(n)}</a>" for n in sorted(names) if n != f"rd_{metric}.png"]
     note = (f"Mean over the {len(demo.photos)} photo{'s' * (len(demo.photos) != 1)} at each level "
             f"(x: bits per pixel, log scale; y: {METRICS[metric][0]}, "
             f"{'higher' if METRICS[metric][1] else 'lower'} is better), from the files shown below.")
@@ -145,7 +139,7 @@ def _plot_section(out: Path, demo: Demo) -> str:
         if missing:
             note += (f" No classical point at level{'s' * (len(missing) > 1)} {', '.join(map(str, missing))}: "
                      "no classical file fits our bytes there for at least one photo.")
-    return (f"<h2>Rate and quality</h2><img class='plot' src='{_src(f'rd_{metric}.png')}' alt='rate-quality plot'>"
+    return (f"<h2>Rate and quality</h2><img class='plot' src='{relative_url(f'rd_{metric}.png')}' alt='rate-quality plot'>"
             f"<p class='small'>{html.escape(note)} Also: {', '.join(others)}.</p>")
 
 

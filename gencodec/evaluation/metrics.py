@@ -36,6 +36,8 @@ INCEPTION_ENV = "GENCODEC_INCEPTION"
 #: PSNR reported for identical images (and anything closer): finite, so results stay valid JSON,
 #: and far above any lossy reconstruction (one 8-bit step of error on a 1-Mpixel image is ~113 dB).
 PSNR_CAP = 100.0
+#: AlexNet's strides need at least this many pixels on each side of an image for LPIPS.
+LPIPS_MIN_SIDE = 31
 
 #: MS-SSIM's standard per-scale weights, finest scale first (Wang et al. 2003).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -140,7 +142,7 @@ def lpips(net: torch.nn.Module, a: np.ndarray, b: np.ndarray) -> float:
     AlexNet's strides need at least 31 px on each side; smaller images raise GencodecError.
     """
     a, b = _check_pair(a, b)
-    if min(a.shape[:2]) < 31:
+    if min(a.shape[:2]) < LPIPS_MIN_SIDE:
         raise GencodecError(f"LPIPS needs images of at least 31x31 pixels, got {a.shape[1]}x{a.shape[0]}")
     device = _device_of(net)
     with torch.no_grad():

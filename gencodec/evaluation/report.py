@@ -239,7 +239,7 @@ def _crop(folder: Path, relative: str | None, size: int = CROP_SIZE) -> str | No
     return target.relative_to(folder).as_posix()
 
 
-def _src(relative: str) -> str:
+def relative_url(relative: str) -> str:
     """An attribute-safe relative URL for a path (spaces, '#' and '?' in photo names included)."""
     return html.escape(quote(relative), quote=True)
 
@@ -265,7 +265,7 @@ def _best_classical(records: list[dict]) -> dict | None:
 
 def _figure(folder: Path, file: str | None, caption: str) -> str:
     crop = _crop(folder, file)
-    image = f"<img src='{_src(crop)}' alt=''>" if crop else "<div class='missing'>file missing</div>"
+    image = f"<img src='{relative_url(crop)}' alt=''>" if crop else "<div class='missing'>file missing</div>"
     return f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
@@ -304,7 +304,7 @@ def write_html_report(results: dict, dir: str | os.PathLike) -> Path:
     if results.get("notes"):
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(str(n))}</li>" for n in results["notes"]) + "</ul>")
     parts += ["<h2>Summary</h2>", _html_table(rows), "<h2>Rate and quality</h2>"]
-    parts += [f"<img class='plot' src='{_src(f'{PLOTS}/rd_{m}.png')}' alt='{esc(METRICS[m][0])}'>"
+    parts += [f"<img class='plot' src='{relative_url(f'{PLOTS}/rd_{m}.png')}' alt='{esc(METRICS[m][0])}'>"
               for m in metrics if (plots / f"rd_{m}.png").is_file()]
 
     parts.append(f"<h2>Centre crops ({CROP_SIZE} px)</h2>")
