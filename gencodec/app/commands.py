@@ -14,7 +14,6 @@ from pathlib import Path
 
 from gencodec.cli import common
 from gencodec.cli.common import EXIT_OK, GencodecError
-from gencodec.constants import DEFAULT_MAX_PIXELS
 
 EXTRA = "app"
 DEFAULT_HOST = "127.0.0.1"  # the loopback interface: this machine only
@@ -120,7 +119,6 @@ def register(subparsers) -> None:
                    help="the address to listen on; default: %(default)s (this machine only). 0.0.0.0 lets "
                         "other machines in")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="the port to listen on; default: %(default)s")
-    p.add_argument("--max-pixels", metavar="N", type=common.positive_int, default=DEFAULT_MAX_PIXELS,
-                   help="the pixel budget: refuse an uploaded photo of more than N pixels, from its header, "
-                        "before its pixels are decoded; default: %(default)s (8192x8192)")
+    common.add_pixel_budget(p, "an uploaded photo of more than N pixels, from its header, before its pixels "
+                               "are decoded")
     common.add_model_options(p)

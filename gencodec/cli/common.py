@@ -186,10 +186,12 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_pixel_budget(p: argparse.ArgumentParser) -> None:
+def add_pixel_budget(p: argparse.ArgumentParser,
+                     refuses: str = "an image (or a file whose header claims one) of more than N pixels, "
+                                    "before the model loads") -> None:
+    """--max-pixels; `refuses` says what it refuses, and when."""
     p.add_argument("--max-pixels", metavar="N", type=positive_int, default=DEFAULT_MAX_PIXELS,
-                   help="the pixel budget: refuse an image (or a file whose header claims one) of more than N "
-                        "pixels, before the model loads; default: %(default)s (8192x8192)")
+                   help=f"the pixel budget: refuse {refuses}; default: %(default)s (8192x8192)")
 
 
 def add_model_options(p: argparse.ArgumentParser, model_default: str | None = DEFAULT_MODEL) -> None:
