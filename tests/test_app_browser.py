@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from gencodec import bitstream
-from gencodec.app import browser
+from gencodec.app import LOOPBACK_HOSTS, browser
 
 from .conftest import KODAK
 
@@ -130,5 +130,5 @@ def test_a_photo_round_trip_in_the_browser(app_url, server_connections, photo, t
         assert requests.outside_loopback() == [], "every request of the page stays on this machine"
         context.close()
     assert server_connections, "the server's connections were seen (Gradio checks its own URL when it starts)"
-    assert [host for host in server_connections if host not in browser.LOOPBACK_HOSTS and "/" not in host] == []
+    assert [host for host in server_connections if host not in LOOPBACK_HOSTS and "/" not in host] == []
     print(f"\nupload to result: {seconds:.1f} s ({photo.name}); screenshot: {tmp_path / 'app.png'}")

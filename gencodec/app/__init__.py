@@ -9,3 +9,7 @@ Needs `pip install 'gencodec[app]'`. The parts, one idea each:
 * gencodec.app.browser: a headless Chromium that drives the page (the browser test, the README's
   screenshots).
 """
+
+#: The loopback interface, where the app listens unless told otherwise, and the names it goes by.
+LOOPBACK = "127.0.0.1"
+LOOPBACK_HOSTS = (LOOPBACK, "localhost", "::1")

@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gencodec.app import LOOPBACK_HOSTS
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ENV = "GENCODEC_CHROMIUM"
 LAUNCH_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: URL schemes that never reach a network: inline data, page-made blobs, blank pages, files on this disk.
 OFFLINE_SCHEMES = ("data", "blob", "about", "file")
 #: The page's layout width for screenshots: Gradio lays the images out in one row from here.

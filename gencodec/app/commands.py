@@ -12,13 +12,13 @@ import errno
 import socket
 from pathlib import Path
 
+from gencodec.app import LOOPBACK, LOOPBACK_HOSTS
 from gencodec.cli import common
 from gencodec.cli.common import EXIT_OK, GencodecError
 
 EXTRA = "app"
-DEFAULT_HOST = "127.0.0.1"  # the loopback interface: this machine only
+DEFAULT_HOST = LOOPBACK  # this machine only
 DEFAULT_PORT = 7860
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 APP_DESCRIPTION = """\
 Serve a web page, on this machine, to try gencodec on a photo: upload one (or

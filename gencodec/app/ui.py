@@ -16,6 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from gencodec.app import LOOPBACK
 from gencodec.app.session import Comparison, Settings, compare
 from gencodec.codec import Codec
 from gencodec.errors import GencodecError
@@ -26,7 +27,6 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 TITLE = "gencodec"
-LOOPBACK = "127.0.0.1"
 BY_BYTES, BY_LEVEL = "byte budget", "level"
 DEFAULT_MAX_BYTES = 1000
 #: No "share" button: it is for publishing to Hugging Face Spaces.
