@@ -5,7 +5,9 @@ photo and level it writes our .gcz file, decodes it at each realism (0 and 1
 when the model has a generative decoder), and searches the classical codecs
 (gencodec.evaluation.baselines.best_of) for their best file at or under the
 same bytes. It prints a table as it goes and writes everything into one
-folder, with index.html (gencodec.evaluation.demo_page) to look at it.
+folder, with index.html (gencodec.evaluation.demo_page) to look at it. What it
+measured is held in gencodec.evaluation.demo_records, which the page is
+written from: records <- page <- this run, in that one direction.
 
     OUT/<photo>.png                       the original as RGB PNG
     OUT/<photo>_level<L>.gcz              our file
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,10 @@ from ..imageio import load_image, save_image
 from . import metrics
 from .baselines import COMPARED, FILE_SUFFIXES
 from .crops import Box, cut, most_detailed_box
+from .demo_page import write_page
+from .demo_records import CROP_SIDE, CROP_ZOOM, CROPS, Demo, DemoPhoto, DemoRow, Shown
 
 SAMPLE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
-
-#: The crop window's side in the original, and how much it is enlarged on the page.
-CROP_SIDE = 128
-CROP_ZOOM = 2
-CROPS = "crops"
 
 
 def sample_photos() -> list[Path]:
@@ -54,55 +52,6 @@ def default_levels(n_levels: int) -> list[int]:
     three levels keep a run on a CPU to a few minutes.
     """
     return sorted({0, n_levels // 2, max(0, n_levels - 2)})
-
-
-@dataclass
-class Shown:
-    """One reconstruction on the page: its PNG, its crop, its file's size and its quality."""
-    file: str            # the decoded image (PNG), relative to the demo folder
-    crop: str            # the crop window of it, enlarged
-    coded_file: str      # the file that was decoded: our .gcz or the classical file
-    bytes: int
-    bpp: float
-    psnr: float
-    lpips: float | None
-    codec: str = "gencodec"
-    settings: str = ""   # how a classical file was made (quality, scale)
-
-
-@dataclass
-class DemoPhoto:
-    name: str
-    file: str
-    crop: str
-    width: int
-    height: int
-    box: Box
-
-
-@dataclass
-class DemoRow:
-    """One photo at one level: our file decoded at each realism, and the classical file beside it."""
-    photo: str
-    level: int
-    bytes: int
-    bpp: float
-    ours: dict[float, Shown]
-    classical: Shown | None   # None: no classical file fits (or none was searched)
-    ours_s: float             # compress plus every decode
-    search_s: float           # the classical search, its ranking included
-
-
-@dataclass
-class Demo:
-    model_name: str
-    trained_steps: int
-    levels: list[int]
-    realisms: list[float]
-    baselines: list[str]
-    lpips: bool              # whether LPIPS was measured (and ranked the classical files)
-    photos: list[DemoPhoto] = field(default_factory=list)
-    rows: list[DemoRow] = field(default_factory=list)
 
 
 def check_baselines(names: list[str] | None) -> list[str]:
@@ -175,8 +124,6 @@ def run_demo(codec: Codec, photos: list[Path], out: Path, levels: list[int], lpi
     decoder); `baselines` None means the default classical codecs available here,
     [] none. Prints the table through `log` as rows finish.
     """
-    from .demo_page import write_page
-
     out.mkdir(parents=True, exist_ok=True)
     (out / CROPS).mkdir(exist_ok=True)
     demo = Demo(model_name=model_name, trained_steps=int(codec.model.config.trained_steps), levels=list(levels),

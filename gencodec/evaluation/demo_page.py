@@ -1,4 +1,5 @@
-"""The demo's page: index.html and its rate-quality plot, from a finished `run_demo`.
+"""The demo's page: index.html and its rate-quality plot, from the records of a finished run
+(gencodec.evaluation.demo_records; it never imports the run itself).
 
 The page opens from disk with no network: no scripts, fonts or styles from
 elsewhere, and every image is a relative path in the demo folder. For each
@@ -12,7 +13,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .demo import CROP_SIDE, CROP_ZOOM, Demo, DemoPhoto, DemoRow, Shown
+from .demo_records import CROP_SIDE, CROP_ZOOM, Demo, DemoPhoto, DemoRow, Shown
 from .report import METRICS, plot_rate_quality, relative_url
 
 PAGE = "index.html"
