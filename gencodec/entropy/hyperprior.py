@@ -146,7 +146,16 @@ class HyperpriorLatentCodec(nn.Module):
         rounding gives y_hat (the decoder sees real quantisation). Evaluation:
         real rounding, exact indexes and the integer tables, so `bits` is the
         model's information content.
+
+        It always runs in the parameters' precision (float32), outside any
+        autocast (bf16 mixed-precision training): the integer scale network's
+        fixed-point rounding, the rate and the mean must be what the coder
+        computes, not a bf16 guess of it.
         """
+        with torch.autocast(y.device.type, enabled=False):
+            return self._forward(y.to(self.log_gain.dtype), level)
+
+    def _forward(self, y: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
         g, gz = self._gains(level)
         z_g = self._z_scaled(y, gz)
         if self.training:
@@ -249,6 +258,10 @@ class HyperpriorLatentCodec(nn.Module):
     @torch.no_grad()
     def analyse(self, y: torch.Tensor, level: int) -> LatentCode:
         """y (1, C, h, w) -> the integer code at `level` (the encoder's half of the model)."""
+        with torch.autocast(y.device.type, enabled=False):  # exact integers: never under autocast
+            return self._analyse(y.to(self.log_gain.dtype), level)
+
+    def _analyse(self, y: torch.Tensor, level: int) -> LatentCode:
         lv = torch.tensor([level], device=y.device)
         g, gz = self._gains(lv)
         z_hat = torch.round(self._z_scaled(y, gz))
