@@ -23,13 +23,16 @@ Pack the images under SRC (recursively) into webdataset-style tar shards in
 OUT (shard-000000.tar, shard-000001.tar, ...), with an index.json written
 last. A few large files copy and stream far better than many small ones, and
 a re-encoded pack (--max-side, --quality) makes a training set small enough to
-travel. Images that are unreadable or under 64 px on the short side are
+travel. A compact pack keeps one central square crop of each photo (--crop),
+as WebP (--format webp), in a size budget (--budget-mb): the photos are then
+taken in a shuffled order until the next would go over the budget. Images that are unreadable or under 64 px on the short side are
 skipped with a warning. Shards of an earlier pack into OUT are replaced."""
 
 PACK_EPILOG = """\
 example:
   gencodec pack photos/ shards/
-  gencodec pack photos/ shards/ --max-side 768 --quality 90 --max-shard-mb 100"""
+  gencodec pack photos/ shards/ --max-side 768 --quality 90 --max-shard-mb 100
+  gencodec pack photos/ pack/ --max-side 512 --crop 256 --format webp --quality 90 --budget-mb 14"""
 
 
 CACHE_DESCRIPTION = """\
@@ -65,9 +68,12 @@ def _pack(args: argparse.Namespace) -> list:
     """Run pack_shards with the options given (its own defaults for the others); return the shard paths."""
     from gencodec.training.data import pack_shards
 
-    options = {"max_side": args.max_side, "quality": args.quality}
+    options = {"max_side": args.max_side, "quality": args.quality, "crop": args.crop,
+               "image_format": args.format}
     if args.max_shard_mb is not None:
         options["max_shard_bytes"] = int(args.max_shard_mb * 1e6)
+    if args.budget_mb is not None:
+        options["budget_bytes"] = int(args.budget_mb * 1e6)
     return pack_shards(args.src, args.out, **options)
 
 
@@ -84,8 +90,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
         shards = _pack(args)
     index = json.loads((Path(args.out) / INDEX_NAME).read_text())
     total = sum(shard["bytes"] for shard in index["shards"])
+    left_out = index.get("left_out_by_budget") or 0
+    budget = f", {left_out} left out by the {args.budget_mb:g} MB budget" if left_out else ""
     print(f"packed {index['images']} images into {len(shards)} shards, {total / 1e6:.1f} MB in total "
-          f"({index['skipped']} skipped) -> {args.out}")
+          f"({index['skipped']} skipped{budget}) -> {args.out}")
     return EXIT_OK
 
 
@@ -145,6 +153,14 @@ def register(subparsers) -> None:
     p.add_argument("--max-side", type=int, metavar="N",
                    help="downscale so the longer side is at most N px, and re-encode as JPEG")
     p.add_argument("--quality", type=int, metavar="Q",
-                   help=f"re-encode as JPEG at quality Q; default: {PACK_QUALITY} with --max-side, "
+                   help=f"re-encode at quality Q; default: {PACK_QUALITY} with --max-side, --crop or --format webp, "
                         "else keep the original files")
+    p.add_argument("--crop", type=int, metavar="N",
+                   help="keep only the central N x N square of each image (after --max-side); smaller ones "
+                        "are skipped")
+    p.add_argument("--format", choices=("jpeg", "webp"), default="jpeg",
+                   help="re-encode as this format; default: jpeg")
+    p.add_argument("--budget-mb", type=float, metavar="MB",
+                   help="stop before the shards pass MB (10^6 bytes) in all, taking the images in a "
+                        "shuffled order")
     _register_cache_latents(subparsers)

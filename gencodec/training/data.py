@@ -13,7 +13,12 @@ nothing here depends on it. Both datasets loop forever over their share of the
 data (``rank`` of ``world_size`` processes, then DataLoader workers), reshuffle every
 epoch from a seed, and skip unusable images with one warning each.
 
-Command line: ``gencodec pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]``.
+A compact pack (``crop``, ``image_format="webp"``, ``budget_bytes``) holds one
+square crop per photo in a size budget: a training set that travels with the
+code to a machine with no network (train/gpu_kit.py).
+
+Command line: ``gencodec pack SRC OUT [--max-shard-mb 45] [--max-side N] [--quality Q]
+[--crop N] [--format webp] [--budget-mb MB]``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ MIN_PACK_SIDE = 64
 DEFAULT_MAX_SHARD_BYTES = 45_000_000
 #: JPEG quality used when pack_shards re-encodes and no quality is given.
 DEFAULT_QUALITY = 90
+#: Formats pack_shards re-encodes to (Pillow's names, lower case, are the member extensions' source).
+PACK_FORMATS = {"jpeg": ("JPEG", "jpg"), "webp": ("WEBP", "webp")}
 #: Written next to the shards; lists them so a folder is read in a known order.
 INDEX_NAME = "index.json"
 
@@ -386,6 +393,15 @@ class _ShardWriter:
         self._sizes: list[int] = []
         self._samples = 0  # in the open shard
 
+    def total_with(self, size: int) -> int:
+        """The bytes of all shards, once closed, if a one-member sample of `size` bytes came next."""
+        done = sum(path.stat().st_size for path, _ in self.written)
+        if self._tar is None:
+            return done + tar_size([size])
+        if tar_size(self._sizes + [size]) > self.max_bytes:  # it would start a new shard
+            return done + tar_size(self._sizes) + tar_size([size])
+        return done + tar_size(self._sizes + [size])
+
     def add(self, ext: str, data: bytes, mtime: float, label: str) -> None:
         self.add_sample([(ext, data)], mtime, label)
 
@@ -444,7 +460,16 @@ def downscale(img: Image.Image, max_side: int | None) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> tuple[str, bytes] | None:
+def center_crop(img: Image.Image, size: int) -> Image.Image | None:
+    """The central ``size`` x ``size`` square of ``img``, or None if it is smaller on a side."""
+    if min(img.size) < size:
+        return None
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def _encode_for_pack(path: Path, max_side: int | None, quality: int | None, crop: int | None = None,
+                     image_format: str = "jpeg") -> tuple[str, bytes] | None:
     """(extension, bytes) to store for one source image, or None after a warning if it is unusable."""
     label = repr(str(path))  # the warnings below point at whoever called pack_shards (stacklevel 4)
     try:
@@ -455,11 +480,20 @@ def _encode_for_pack(path: Path, max_side: int | None, quality: int | None) -> t
         warnings.warn(f"skipping {label}: {reason}", DataWarning, stacklevel=4)
         return None
     ext = path.suffix.lower().lstrip(".")
-    if max_side is not None or quality is not None:
+    if max_side is not None or quality is not None or crop is not None or image_format != "jpeg":
         img = downscale(Image.fromarray(image), max_side)
+        if crop is not None:
+            cropped = center_crop(img, crop)
+            if cropped is None:
+                warnings.warn(f"skipping {label}: {img.width}x{img.height} pixels is smaller than the "
+                              f"{crop} px crop", DataWarning, stacklevel=4)
+                return None
+            img = cropped
+        pil_format, ext = PACK_FORMATS[image_format]
         buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=DEFAULT_QUALITY if quality is None else quality, optimize=True)
-        ext, data = "jpg", buf.getvalue()
+        options = {"optimize": True} if pil_format == "JPEG" else {"method": 6}
+        img.save(buf, format=pil_format, quality=DEFAULT_QUALITY if quality is None else quality, **options)
+        data = buf.getvalue()
         width, height = img.size
     else:
         height, width = image.shape[:2]
@@ -502,54 +536,74 @@ def shard_folder(out_dir: Path, max_shard_bytes: int, empty_message: str,
 
 
 def pack_shards(src_root, out_dir, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-                max_side: int | None = None, quality: int | None = None) -> list[Path]:
+                max_side: int | None = None, quality: int | None = None, crop: int | None = None,
+                image_format: str = "jpeg", budget_bytes: int | None = None, seed: int = 0) -> list[Path]:
     """Pack the images under ``src_root`` into webdataset-style tar shards in ``out_dir``.
 
     Shards are ``shard-000000.tar``, ``shard-000001.tar``, ..., none larger than
     ``max_shard_bytes``; members are ``<index:08d>.<ext>`` numbered across shards
     in find_images order. Members hold the original file bytes, unless
-    ``max_side`` or ``quality`` is given: then each image is downscaled so its
-    longer side is at most ``max_side`` (if given) and re-encoded as JPEG at
-    ``quality`` (default 90). Images that are unreadable or, as stored, under
-    64 px on the short side are skipped with a warning. ``index.json`` lists
-    the shards, counts and source folder; it is written last, so a folder with
-    an index is complete. Shards from an earlier pack into the same folder are
-    replaced, and leftover ones numbered beyond the new pack are deleted.
-    Returns the shard paths.
+    ``max_side``, ``quality``, ``crop`` or a format other than JPEG is given: then
+    each image is downscaled so its longer side is at most ``max_side`` (if
+    given), cut to its central ``crop`` x ``crop`` square (if given; smaller
+    images are skipped) and re-encoded as ``image_format`` (jpeg or webp) at
+    ``quality`` (default 90). With ``budget_bytes`` the images are taken in an
+    order shuffled from ``seed`` (so that a pack cut short samples every source
+    folder alike) until the next one would take the shards over the budget.
+    Images that are unreadable or, as stored, under 64 px on the short side are
+    skipped with a warning. ``index.json`` lists the shards, counts and source
+    folder; it is written last, so a folder with an index is complete. Shards
+    from an earlier pack into the same folder are replaced, and leftover ones
+    numbered beyond the new pack are deleted. Returns the shard paths.
     """
-    _check_pack_options(max_shard_bytes, max_side, quality)
+    _check_pack_options(max_shard_bytes, max_side, quality, crop, image_format, budget_bytes)
     src_root = Path(src_root)
     files = find_images(src_root)
-    skipped = 0
+    if budget_bytes is not None:
+        files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
+    skipped = left_out = 0
+    encoding = {"max_side": max_side, "quality": quality, "crop": crop, "image_format": image_format}
 
     def write_index(written: list[tuple[Path, int]], images: int) -> None:
-        _write_index(Path(out_dir), src_root, written, images, skipped, max_side, quality, max_shard_bytes)
+        _write_index(Path(out_dir), src_root, written, images, skipped, max_shard_bytes,
+                     {**encoding, "budget_bytes": budget_bytes, "left_out": left_out})
 
     empty = f"no usable images in {str(src_root)!r} (all unreadable or too small)"
     with shard_folder(Path(out_dir), max_shard_bytes, empty, write_index) as (writer, written):
-        skipped = _add_images(writer, files, max_side, quality)
+        skipped, left_out = _add_images(writer, files, encoding, budget_bytes)
     return [path for path, _ in written]
 
 
-def _check_pack_options(max_shard_bytes: int, max_side: int | None, quality: int | None) -> None:
+def _check_pack_options(max_shard_bytes: int, max_side: int | None, quality: int | None, crop: int | None = None,
+                        image_format: str = "jpeg", budget_bytes: int | None = None) -> None:
     if max_shard_bytes <= 0:
         raise GencodecError(f"the shard size limit must be positive, got {max_shard_bytes} bytes")
     if max_side is not None and max_side < MIN_PACK_SIDE:
         raise GencodecError(f"max side must be at least {MIN_PACK_SIDE} px, got {max_side}")
     if quality is not None and not 1 <= quality <= 100:
-        raise GencodecError(f"JPEG quality must be in 1..100, got {quality}")
+        raise GencodecError(f"quality must be in 1..100, got {quality}")
+    if crop is not None and crop < MIN_PACK_SIDE:
+        raise GencodecError(f"the crop must be at least {MIN_PACK_SIDE} px, got {crop}")
+    if crop is not None and max_side is not None and crop > max_side:
+        raise GencodecError(f"a {crop} px crop does not fit in images shrunk to {max_side} px")
+    if image_format not in PACK_FORMATS:
+        raise GencodecError(f"format must be one of {', '.join(PACK_FORMATS)}, got {image_format!r}")
+    if budget_bytes is not None and budget_bytes < tarfile.RECORDSIZE:
+        raise GencodecError(f"a budget of {budget_bytes} bytes cannot hold even an empty shard")
 
 
-def _add_images(writer: _ShardWriter, files: list[Path], max_side: int | None, quality: int | None) -> int:
-    """Adds every usable image to the shards; returns how many were skipped."""
+def _add_images(writer: _ShardWriter, files: list[Path], encoding: dict, budget_bytes: int | None) -> tuple[int, int]:
+    """Adds every usable image to the shards, within the budget; returns (skipped, left out by the budget)."""
     skipped = 0
-    for path in files:
-        encoded = _encode_for_pack(path, max_side, quality)
+    for done, path in enumerate(files):
+        encoded = _encode_for_pack(path, **encoding)
         if encoded is None:
             skipped += 1
             continue
+        if budget_bytes is not None and writer.total_with(len(encoded[1])) > budget_bytes:
+            return skipped, len(files) - done
         writer.add(*encoded, mtime=path.stat().st_mtime, label=repr(str(path)))
-    return skipped
+    return skipped, 0
 
 
 def _remove_stale_shards(out_dir: Path, shards: list[Path]) -> None:
@@ -560,16 +614,22 @@ def _remove_stale_shards(out_dir: Path, shards: list[Path]) -> None:
 
 
 def _write_index(out_dir: Path, src_root: Path, written: list[tuple[Path, int]], images: int, skipped: int,
-                 max_side: int | None, quality: int | None, max_shard_bytes: int) -> None:
+                 max_shard_bytes: int, encoding: dict) -> None:
     """Writes index.json, which marks the pack complete."""
+    reencoded = any(encoding[k] is not None for k in ("max_side", "quality", "crop")) \
+        or encoding["image_format"] != "jpeg"
     index = {
         "format": "webdataset-tar",
         "version": 1,
         "source": str(src_root.resolve()),
         "images": images,
         "skipped": skipped,
-        "max_side": max_side,
-        "quality": quality if quality is not None else (DEFAULT_QUALITY if max_side else None),
+        "left_out_by_budget": encoding["left_out"],
+        "max_side": encoding["max_side"],
+        "crop": encoding["crop"],
+        "image_format": encoding["image_format"] if reencoded else None,
+        "quality": encoding["quality"] if encoding["quality"] is not None else (DEFAULT_QUALITY if reencoded else None),
+        "budget_bytes": encoding["budget_bytes"],
         "max_shard_bytes": max_shard_bytes,
         "shards": [{"name": p.name, "images": n, "bytes": p.stat().st_size} for p, n in written],
     }
