@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -34,6 +35,7 @@ from .data import make_dataset
 from .export import export_model
 from .objectives import DistillObjective, GenerativeObjective, Space, codec_objective, random_levels
 from .parameters import averaged_parameters, parameter_groups, trainable_parameters
+from .stage_weights import load_stage_weights
 from .tracking import MetricsLog, PeriodicValidation, flat_config, write_rank_report
 from .warm_start import build_stage_model
 
@@ -49,6 +51,9 @@ class RunOptions:
     stages: list[str] | None = None    # the stages to run (in config order); None: all
     lpips_weights: str | None = None   # LPIPS AlexNet weights (or GENCODEC_LPIPS_WEIGHTS)
     cpu: bool = False                  # train on the CPU even if a GPU is present
+    deadline: float | None = None      # time.monotonic() at which a stage stops early (checkpointed, exported)
+    stage_weights: Path | None = None  # a stage's trained weights to start from (gencodec.training.stage_weights)
+    channels_last: bool = False        # the model and batches in NHWC (faster convolutions on some GPUs)
 
 
 def run(cfg: TrainConfig, options: RunOptions) -> Path | None:
@@ -95,6 +100,13 @@ class StageRun:
                                        log_with=cfg.trackers or None, project_dir=str(self.dir))
         set_seed(cfg.seed + stage.index, device_specific=True)  # before building: the init is seeded too
         self.model, self.start_steps = build_stage_model(stage, options.out, self.accelerator.print)
+        if options.stage_weights is not None:
+            self.start_steps += load_stage_weights(self.model, options.stage_weights, stage.name)
+            self.accelerator.print(f"stage '{stage.name}': trained weights from {options.stage_weights} "
+                                   f"({self.start_steps} steps in all)")
+        if options.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.images_per_second: float | None = None  # measured by train(), after its first step
 
     def done(self) -> bool:
         steps = exported_steps(self.export_dir)
@@ -219,6 +231,7 @@ class StageRun:
         bar = tqdm(total=self.steps, initial=state.step, desc=self.stage.name, disable=not acc.is_main_process,
                    dynamic_ncols=True)
         self.model.train()
+        first_step, timed_from = state.step, None
         while state.step < self.steps:
             x, image = self._split(next(self.batches))
             metrics = self.generator_step(x, image)
@@ -230,22 +243,43 @@ class StageRun:
                 self.ema.step(self._averaged(self.raw_model))
             state.step += 1
             bar.update(1)
+            if timed_from is None:  # the first step warms kernels up: throughput counts from its end
+                timed_from = (_synchronized(acc.device), state.step)
             if self.metrics_log.due(state.step):
                 row = self.metrics_log.log(state.step, self.scheduler.get_last_lr()[0], x.shape[0], metrics)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
             if self.validation is not None and self.validation.due(state.step, self.steps):
                 self.validate(bar)
-            if state.step % self.cfg.checkpoint_every == 0 or state.step == self.steps:
+            late = self._out_of_time()
+            if state.step % self.cfg.checkpoint_every == 0 or state.step == self.steps or late:
                 save_checkpoint(acc, self.checkpoint_dir, state.step, self.cfg.keep_checkpoints)
+            if late:
+                acc.print(f"stage '{self.stage.name}': out of time at step {state.step} of {self.steps}")
+                break
         bar.close()
+        if timed_from is not None and state.step > timed_from[1]:
+            images = (state.step - timed_from[1]) * self.stage.data.batch_size * acc.num_processes \
+                * self.stage.optim.gradient_accumulation_steps
+            self.images_per_second = images / (_synchronized(acc.device) - timed_from[0])
+        self.steps_run = state.step - first_step
+
+    def _out_of_time(self) -> bool:
+        """Whether the deadline has passed (every process agrees: the main process decides)."""
+        if self.options.deadline is None:
+            return False
+        late = torch.tensor([time.monotonic() >= self.options.deadline], device=self.accelerator.device)
+        return bool(broadcast(late, from_process=0).item())
 
     def _split(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A batch -> (the model's input in its working space, the images where there are any), on the device."""
         device = self.accelerator.device
+        layout = torch.channels_last if self.options.channels_last else torch.contiguous_format
         if isinstance(batch, dict):  # the latent family: {"latent", "image"}
             image = batch.get("image")
-            return batch["latent"].to(device), None if image is None else image.to(device)
-        return batch.to(device), batch.to(device)
+            return (batch["latent"].to(device, memory_format=layout),
+                    None if image is None else image.to(device, memory_format=layout))
+        batch = batch.to(device, memory_format=layout)
+        return batch, batch
 
     def generator_step(self, x: torch.Tensor, image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step of the model (or one micro-batch of it, with gradient accumulation)."""
@@ -310,10 +344,17 @@ class StageRun:
             export = copy.deepcopy(self.raw_model)
             if self.ema is not None:  # the release uses the averaged decoder weights
                 self.ema.copy_to(self._averaged(export))
-            export_model(export, self.export_dir, self.start_steps + self.steps, files=self._licences())
+            export_model(export, self.export_dir, self.start_steps + self.state.step, files=self._licences())
             acc.print(f"stage '{self.stage.name}': exported {self.export_dir}")
         acc.wait_for_everyone()
         # Not acc.end_training(): it also destroys the process group, which the next stage,
         # in the same processes, still needs.
         for tracker in acc.trackers:
             tracker.finish()
+
+
+def _synchronized(device: torch.device) -> float:
+    """A clock reading once the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
