@@ -14,7 +14,11 @@ from gencodec.training.config import (DataConfig, OptimConfig, TrainConfig, load
 
 from .conftest import ROOT
 
-CONFIGS = ("tiny", "pixel", "latent", "tiny_latent", "base", "base_cpu")
+CONFIGS = ("tiny", "pixel", "latent", "tiny_latent", "base", "base_cpu",
+           "gpu/pixel_1gpu", "gpu/pixel_8gpu", "gpu/latent_1gpu", "gpu/latent_8gpu")
+#: The GPU-sized configs (configs/gpu/) and the shipped model each one trains.
+GPU_CONFIGS = {"gpu/pixel_1gpu": "pixel", "gpu/pixel_8gpu": "pixel",
+               "gpu/latent_1gpu": "default", "gpu/latent_8gpu": "default"}
 
 
 def _tiny() -> dict:
@@ -47,6 +51,27 @@ def test_the_shipped_configs_load(name):
         assert stage.model == stage_model_config(raw, raw["stages"][index])
         assert stage.warm_start(Path("run")) == (Path("run") / raw["stages"][index - 1]["name"] / "model"
                                                  if index else None)
+
+
+@pytest.mark.parametrize("name, shipped", GPU_CONFIGS.items())
+def test_the_gpu_configs_train_a_shipped_architecture_in_bf16_at_gpu_scale(name, shipped):
+    import json
+    cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+    family = "latent" if shipped == "default" else "pixel"
+    cpu = load_config(ROOT / "configs" / f"{family}.yaml")
+    assert cfg.family == family and cfg.optim.mixed_precision == "bf16"
+    shipped_config = json.loads((ROOT / "gencodec" / "weights" / shipped / "config.json").read_text())
+    final = cfg.resolve(len(cfg.stages) - 1).model
+    for key, value in final.items():
+        if key == "generative_decoder":
+            assert {k: shipped_config[key][k] for k in value} == value
+        elif key in shipped_config:
+            assert shipped_config[key] == (list(value) if isinstance(value, (list, tuple)) else value), key
+    # Larger batches than the CPU recipe, at least its crops, and more images in all.
+    assert cfg.data.batch_size >= 8 * cpu.data.batch_size and cfg.data.crop_size >= cpu.data.crop_size
+    images = lambda c: sum(s.steps * c.resolve(i).data.batch_size for i, s in enumerate(c.stages))  # noqa: E731
+    nodes = 8 if name.endswith("8gpu") else 1
+    assert images(cfg) * nodes > 20 * images(cpu)
 
 
 def test_a_stage_takes_what_it_leaves_out_from_the_config():
