@@ -3,6 +3,7 @@ wrong input within a second, before any model loads (gencodec.imageio reads the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 
@@ -10,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .constants import MAX_SIDE
 from .errors import InvalidImageError
+from .image_truncation import check_not_truncated
 
 
 def _one_line(text: str) -> str:
@@ -57,16 +59,19 @@ def check_single_frame(img: Image.Image, label: str) -> None:
 
 
 def check_image_file(path: str | os.PathLike | io.BytesIO, max_pixels: int | None = None) -> None:
-    """Read only the header of an image file (a path or a BytesIO): InvalidImageError if it is not one, or is
-    empty, too large, over `max_pixels` or of many frames. Cheap (nothing is decoded), so that the command
-    line can fail before loading a model."""
+    """Read only the header of an image file (a path or a BytesIO) and its container's structure:
+    InvalidImageError if it is not one, or is empty, too large, over `max_pixels`, of many frames or cut short
+    (gencodec.image_truncation). Cheap (nothing is decoded), so that the command line can fail before loading
+    a model."""
     label = "<stdin>" if isinstance(path, io.BytesIO) else repr(str(path))
     if isinstance(path, io.BytesIO) and not path.getbuffer().nbytes:
         raise InvalidImageError(f"cannot read image {label}: no data")
     try:
-        with Image.open(path) as img:
-            check_size(img.height, img.width, max_pixels)
-            check_single_frame(img, label)
+        with open(path, "rb") if not isinstance(path, io.BytesIO) else contextlib.nullcontext(path) as file:
+            check_not_truncated(file, label)
+            with Image.open(file) as img:
+                check_size(img.height, img.width, max_pixels)
+                check_single_frame(img, label)
     except InvalidImageError:
         raise
     except Exception as exc:

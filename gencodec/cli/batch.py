@@ -14,6 +14,7 @@ the processes, GPUs or nodes accelerate starts do.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import multiprocessing
@@ -87,27 +88,59 @@ def _fields(codec, data: bytes, out: bytes) -> dict:
             "height": info.height, "sha256": hashlib.sha256(out).hexdigest()}
 
 
-def _convert(codec, options: dict, source) -> tuple[bytes, dict]:
+class _ModelOnDemand:
+    """The codec, loaded when the first input that reads well needs it: each input is decoded (an image) or
+    its header checked (a file) before, so a batch of broken inputs never loads the model."""
+
+    def __init__(self, options: dict):
+        self.options, self._codec = options, None
+
+    def __call__(self):
+        if self._codec is None:
+            self._codec = common.load_codec(argparse.Namespace(**self.options))
+        return self._codec
+
+
+def _read(options: dict, source):
+    """An input, checked without the model: an image decoded in full into the pixels that are then compressed
+    (so read once), or a file's bytes with its header checked."""
+    from gencodec import bitstream
+    from gencodec.image_checks import check_pixel_budget
+    from gencodec.image_reading import decode_bytes, load_image
+
+    if options["command"] == "compress":
+        if isinstance(source, bytes):
+            return decode_bytes(source, "<bytes>", options["max_pixels"])
+        return load_image(source, options["max_pixels"])
+    data = source if isinstance(source, bytes) else common.read_input(str(source))
+    header = bitstream.peek_header(data)
+    check_pixel_budget(header.height, header.width, options["max_pixels"], what="the file's image")
+    return data
+
+
+def _convert(model: _ModelOnDemand, options: dict, source) -> tuple[bytes, dict]:
     """One image to compress, or file to decompress (a path or its bytes) -> (the output's bytes, its
     record's fields)."""
+    checked = _read(options, source)
+    codec = model()
     if options["command"] == "compress":
         if options["bpp"] is not None or options["max_bytes"] is not None:
-            data = out = codec.compress_to_target(source, bpp=options["bpp"], max_bytes=options["max_bytes"])
+            data = out = codec.compress_to_target(checked, bpp=options["bpp"], max_bytes=options["max_bytes"])
         else:
-            data = out = codec.compress(source, level=options["level"])
+            data = out = codec.compress(checked, level=options["level"])
     else:
-        data = source if isinstance(source, bytes) else common.read_input(str(source))
+        data = checked
         out = common.encode_image(codec.decompress(data, realism=options["realism"], steps=options["steps"],
                                                    seed=options["seed"], scheduler=options["scheduler"]))
     return out, _fields(codec, data, out)
 
 
-def _do_file(codec, options: dict, item: Item) -> list[dict]:
+def _do_file(model: _ModelOnDemand, options: dict, item: Item) -> list[dict]:
     """Compress or decompress one file; its manifest record."""
     start = time.perf_counter()
     target = _output(options, item)
     try:
-        out, fields = _convert(codec, options, item.source)
+        out, fields = _convert(model, options, item.source)
         target.parent.mkdir(parents=True, exist_ok=True)
         common.write_output(str(target), out, force=True)  # no record says it is done: it is this run's
     except GencodecError as exc:
@@ -119,7 +152,7 @@ def _do_file(codec, options: dict, item: Item) -> list[dict]:
              "seconds": round(time.perf_counter() - start, 3)}]
 
 
-def _do_shard(codec, options: dict, item: Item) -> list[dict]:
+def _do_shard(model: _ModelOnDemand, options: dict, item: Item) -> list[dict]:
     """A webdataset shard (.tar) into a shard of the same name below --out-dir, written whole and atomically:
     each image (or .gcz) member converted under its key, other members (labels, metadata) copied; one record
     per converted member ('SHARD::MEMBER'), then the shard's own, which marks it done."""
@@ -139,7 +172,7 @@ def _do_shard(codec, options: dict, item: Item) -> list[dict]:
                 if PurePosixPath(info.name).suffix.lower() in wanted:
                     member_start = time.perf_counter()
                     try:
-                        out, fields = _convert(codec, options, content)
+                        out, fields = _convert(model, options, content)
                     except GencodecError as exc:
                         records.append({"input": f"{item.source}::{info.name}", "error": common.one_line(exc)})
                         continue
@@ -178,25 +211,44 @@ def _groups(options: dict, items: list[Item], batch_size: int):
         yield run
 
 
-def _do_files_together(codec, options: dict, items: list[Item], batch_size: int) -> list[dict]:
+@dataclasses.dataclass
+class _Compressed:
+    """A large image's file, made as soon as it was decoded."""
+    data: bytes
+
+
+def _do_files_together(model: _ModelOnDemand, options: dict, items: list[Item], batch_size: int) -> list[dict]:
     """Compress images with Codec.compress_batch (the same bytes as one at a time), or decompress files with
     Codec.decompress_batch; their records."""
+    from gencodec.codec import ENCODE_TILE
+
     start = time.perf_counter()
-    if options["command"] == "compress":
-        results = files = codec.compress_batch([item.source for item in items], level=options["level"],
-                                               batch_size=batch_size)  # the files are the results
+    compress = options["command"] == "compress"
+    # Each item's decoded pixels or checked file, or the error that refused it (read before the model is
+    # needed); an image above the encoder's tile is compressed at once, alone, as compress_batch would, so
+    # that the group never holds more than one large image.
+    inputs: list = []
+    for item in items:
+        try:
+            checked = _read(options, item.source)
+        except GencodecError as exc:
+            checked = exc
+        if compress and not isinstance(checked, GencodecError) and max(checked.shape[:2]) > ENCODE_TILE:
+            checked = _Compressed(model().compress(checked, level=options["level"]))
+        inputs.append(checked)
+    waiting = [checked for checked in inputs if not isinstance(checked, (GencodecError, _Compressed))]
+    if not waiting:
+        done = []
+    elif compress:
+        done = model().compress_batch(waiting, level=options["level"], batch_size=batch_size)
     else:
-        files = []
-        for item in items:
-            try:
-                files.append(common.read_input(str(item.source)))
-            except GencodecError as exc:
-                files.append(exc)
-        readable = [data for data in files if not isinstance(data, GencodecError)]
-        decoded = iter(codec.decompress_batch(readable, realism=options["realism"], steps=options["steps"],
-                                              seed=options["seed"], scheduler=options["scheduler"],
-                                              batch_size=batch_size))
-        results = [data if isinstance(data, GencodecError) else next(decoded) for data in files]
+        done = model().decompress_batch(waiting, realism=options["realism"], steps=options["steps"],
+                                        seed=options["seed"], scheduler=options["scheduler"], batch_size=batch_size)
+    done = iter(done)
+    results = [checked if isinstance(checked, GencodecError) else checked.data if isinstance(checked, _Compressed)
+               else next(done) for checked in inputs]
+    # The files are what compress wrote (its results), or what decompress read.
+    files = results if compress else inputs
     seconds = round((time.perf_counter() - start) / len(items), 3)  # each file's share
     records = []
     for item, data, result in zip(items, files, results):
@@ -212,34 +264,36 @@ def _do_files_together(codec, options: dict, items: list[Item], batch_size: int)
             reason = common.os_error_message_short(exc) if isinstance(exc, OSError) else common.one_line(exc)
             records.append({"input": str(item.source), "error": f"cannot write {common.label(target)}: {reason}"})
             continue
-        records.append({"input": str(item.source), "output": str(target), **_fields(codec, data, out),
+        records.append({"input": str(item.source), "output": str(target), **_fields(model(), data, out),
                         "seconds": seconds})
     return records
 
 
 def _work(options: dict, items: list[Item], manifest: Path, rank: int, show_progress: bool) -> None:
-    """One process's share: load the model once, then do and record each input."""
+    """One process's share: do and record each input, with the model loaded once, when the first input that
+    reads well needs it."""
     import torch
 
     workers = options["workers"]
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    codec = common.load_codec(argparse.Namespace(**options))
+    model = _ModelOnDemand(options)
     writer = manifest_file.ManifestWriter(manifest, rank)
     try:
         from tqdm import tqdm
 
         # Decoding one at a time keeps each image bit-identical to `decompress` alone: batches only if asked.
-        default = 8 if codec.device.type == "cuda" and options["command"] == "compress" else 1
+        on_gpu = (options["device"] or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"  # as Codec's
+        default = 8 if on_gpu and options["command"] == "compress" else 1
         batch_size = options["batch_size"] or default
         with tqdm(total=len(items), desc=options["command"], unit="image", disable=not show_progress,
                   file=sys.stderr, dynamic_ncols=True) as bar:
             for group in _groups(options, items, batch_size):
                 if len(group) > 1:
-                    records = _do_files_together(codec, options, group, batch_size)
+                    records = _do_files_together(model, options, group, batch_size)
                 else:
                     do = _do_shard if group[0].source.suffix.lower() == SHARD_SUFFIX else _do_file
-                    records = do(codec, options, group[0])
+                    records = do(model, options, group[0])
                 for record in records:
                     writer.add({**record, "worker": rank})
                 bar.update(len(group))

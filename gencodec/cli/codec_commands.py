@@ -136,21 +136,31 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     from gencodec.image_checks import check_image_file
 
+    # The header and the file's structure first, then the output, then the whole image: each check costs more
+    # than the one before (numpy is imported for the last), and all of them less than loading the model
+    # (gencodec.image_reading needs no torch).
     if args.input == STDIO:
-        source = io.BytesIO(sys.stdin.buffer.read())
-        check_image_file(source, args.max_pixels)  # its header only: a wrong input fails before the model loads
-        source.seek(0)
-    else:
-        source = args.input
-        common.check_input(source)
-        check_image_file(source, args.max_pixels)
-    common.check_output(args.output, args.force)
+        encoded = sys.stdin.buffer.read()
+        check_image_file(io.BytesIO(encoded), args.max_pixels)
+        common.check_output(args.output, args.force)
+        from gencodec.image_reading import decode_bytes
 
-    codec = common.load_codec(args)
-    if args.bpp is not None or args.max_bytes is not None:
-        data = codec.compress_to_target(source, bpp=args.bpp, max_bytes=args.max_bytes)
+        pixels = decode_bytes(encoded, "<stdin>", args.max_pixels)
+        del encoded
     else:
-        data = codec.compress(source, level=args.level)
+        common.check_input(args.input)
+        check_image_file(args.input, args.max_pixels)
+        common.check_output(args.output, args.force)
+        from gencodec.image_reading import load_image
+
+        pixels = load_image(args.input, args.max_pixels)
+
+    codec = common.load_codec(args)  # compresses the decoded pixels: the input is read once
+    if args.bpp is not None or args.max_bytes is not None:
+        data = codec.compress_to_target(pixels, bpp=args.bpp, max_bytes=args.max_bytes)
+    else:
+        data = codec.compress(pixels, level=args.level)
+    del pixels
     common.write_output(args.output, data, args.force)
 
     info = codec.info(data)
