@@ -56,8 +56,15 @@ def test_eval_records_every_item_and_matches_bytes(generative_codec, photos, tmp
             assert r["bytes"] is None
         else:
             assert r["bytes"] <= target and (out / r["file"]).is_file()
+            # The same search ranked by PSNR: a file that fits, at least as good by PSNR as the one kept.
+            assert r["by_psnr"]["bytes"] <= target and r["by_psnr"]["psnr"] >= r["psnr"] - 1e-9
+    for r in [o for o in records if not o.get("skipped")]:
+        assert len(r["colour_bias"]) == 3 and r["abs_colour_bias"] == pytest.approx(
+            sum(abs(v) for v in r["colour_bias"]) / 3)
+        assert r["thumb_psnr"] >= r["psnr"] - 0.5  # area averaging removes error, so it rarely costs
     assert json.loads((out / "results.json").read_text())["records"] == records
-    assert (out / "results.csv").read_text().count("\n") == len(records) + 1
+    table = (out / "results.csv").read_text()
+    assert table.count("\n") == len(records) + 1 and "thumb_psnr" in table and "psnr_by_psnr" in table
     assert any("metadata" in n or "ICC" in n for n in results["notes"])
 
 

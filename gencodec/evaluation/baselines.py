@@ -218,21 +218,22 @@ def _highest_fitting(img: Image.Image, codec: str, max_bytes: int) -> tuple[int,
     return best, files[best]
 
 
-def match_bytes(image: np.ndarray, codec: str, max_bytes: int,
-                score: Callable[[np.ndarray], float] | None = None) -> BaselineResult | None:
-    """The best `codec` file of `image` at or under `max_bytes`, searched over `SCALES` and quality.
+def candidates(image: np.ndarray, codec: str, max_bytes: int,
+               score: Callable[[np.ndarray], float] | None = None) -> list[BaselineResult]:
+    """Every scale's best `codec` file of `image` at or under `max_bytes`, largest scale first.
 
     Per scale, the highest quality that fits is kept (about 8-9 encodes, one
-    when even the lowest quality is too big). The kept files are decoded at the
-    original size and ranked by `score(decoded)` (higher is better), or by PSNR
-    against `image` when no score is given. None when nothing fits: headers
-    alone can exceed a tiny budget (see the module docstring).
+    when even the lowest quality is too big), decoded at the original size and
+    scored by `score(decoded)` (higher is better), or by PSNR against `image`
+    when no score is given. Empty when nothing fits: headers alone can exceed a
+    tiny budget (see the module docstring). Whatever a caller ranks by, the
+    winner is among these: at a fixed scale a higher quality is the better file.
     """
     _register(codec)
     original = _to_pil(image)
     width, height = original.size
     rank = score or (lambda decoded: psnr(decoded, image))
-    best: tuple[float, BaselineResult] | None = None
+    found_files = []
     for scale in SCALES:
         if min(_scaled_size(width, height, scale)) < MIN_SIDE:
             continue
@@ -241,12 +242,22 @@ def match_bytes(image: np.ndarray, codec: str, max_bytes: int,
             continue
         quality, data = found
         decoded = decode(data, codec, (width, height))
-        result = BaselineResult(codec, quality, scale, len(data), data, decoded, rank(decoded))
-        if best is None or result.score > best[0]:
-            best = (result.score, result)
+        found_files.append(BaselineResult(codec, quality, scale, len(data), data, decoded, rank(decoded)))
         if quality == QUALITY_RANGE[codec][1]:
             break  # top quality already fits: smaller scales can only lose detail
-    return None if best is None else best[1]
+    return found_files
+
+
+def best_candidate(found: list[BaselineResult]) -> BaselineResult | None:
+    """The highest-scoring of `candidates`' files (the first of equals); None for none."""
+    return max(found, key=lambda r: r.score, default=None)
+
+
+def match_bytes(image: np.ndarray, codec: str, max_bytes: int,
+                score: Callable[[np.ndarray], float] | None = None) -> BaselineResult | None:
+    """The best `codec` file of `image` at or under `max_bytes`, searched over `SCALES` and quality
+    (`candidates`), by `score` or else by PSNR. None when nothing fits."""
+    return best_candidate(candidates(image, codec, max_bytes, score))
 
 
 def best_of(image: np.ndarray, max_bytes: int, codecs: list[str] | tuple[str, ...] | None = None,

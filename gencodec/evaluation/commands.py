@@ -324,11 +324,15 @@ def _register_eval(subparsers) -> None:
 
 def _write_report(results: dict, folder: Path) -> Path:
     """Write the plots and report.html into `folder`, then print the summary table; return the page's path."""
-    from gencodec.evaluation import report
+    from gencodec.evaluation import fidelity, report
 
     report.plot_rate_quality(results, folder / report.PLOTS)
     page = report.write_html_report(results, folder)
     print(report.format_table(report.summary_table(results)))
+    rows = fidelity.fidelity_table(results)
+    if rows:
+        print()
+        print(fidelity.format_fidelity(rows))
     return page
 
 

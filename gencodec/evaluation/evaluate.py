@@ -1,10 +1,13 @@
 """`gencodec eval`: a model on a folder of photos, against classical codecs at the same bytes.
 
 For every photo and rate level it writes a real gencodec file, decodes it at
-each realism, and measures PSNR, MS-SSIM, LPIPS (and DISTS where available).
-For each of those files it then searches every classical codec's quality and
-downscale factor for its best file of at most the same size
-(gencodec.evaluation.baselines) and measures that too. FID and KID on patches
+each realism, and measures PSNR, thumb-PSNR (layout and colour: PSNR of the
+1/8 area-downsampled images), the per-channel colour bias, MS-SSIM, LPIPS (and
+DISTS where available). For each of those files it then searches every
+classical codec's quality and downscale factor for its best file of at most
+the same size (gencodec.evaluation.baselines), ranked by LPIPS (else PSNR),
+and measures that too; each classical record also keeps that codec's best
+file by PSNR (`by_psnr`), since the two rankings pick different files. FID and KID on patches
 (gencodec.evaluation.metrics) compare each (codec, level, realism) group with the
 originals once everything is decoded.
 
@@ -50,7 +53,8 @@ RESULTS = "results.json"
 RECORDS = "records.jsonl"
 RUN = "run.json"
 CSV_FIELDS = ("image", "width", "height", "codec", "level", "realism", "steps", "target_bytes", "quality", "scale",
-              "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists", "encode_s", "decode_s", "file", "skipped")
+              "bytes", "bpp", "psnr", "thumb_psnr", "bias_r", "bias_g", "bias_b", "abs_colour_bias", "ms_ssim",
+              "lpips", "dists", "psnr_by_psnr", "encode_s", "decode_s", "file", "skipped")
 #: Sets with fewer photos than this use 64-px FID patches (HiFiC's choice for Kodak), others 256 px.
 SMALL_SET = 100
 
@@ -78,10 +82,19 @@ class Measurer:
         from . import metrics
         return {
             "psnr": metrics.psnr(decoded, original),
+            **self.fidelity(decoded, original),
             "ms_ssim": metrics.ms_ssim(decoded, original),
             "lpips": _or_none(metrics.lpips, self.lpips_net, decoded, original),
             "dists": _or_none(metrics.dists, self.dists_net, decoded, original),
         }
+
+    @staticmethod
+    def fidelity(decoded: np.ndarray, original: np.ndarray) -> dict:
+        """Layout and colour: thumb-PSNR, the per-channel colour bias and its mean absolute value."""
+        from . import metrics
+        bias = metrics.colour_bias(decoded, original)
+        return {"thumb_psnr": metrics.thumb_psnr(decoded, original), "colour_bias": bias,
+                "abs_colour_bias": float(np.mean(np.abs(bias)))}
 
     def selection_score(self, original: np.ndarray):
         """How a baseline's candidates are ranked: by LPIPS when it is available, else by PSNR."""
@@ -192,6 +205,8 @@ class _EarlierBaselines:
         if not record.get("skipped"):
             if any((record.get(k) is not None) != wanted for k, wanted in self.metrics.items()):
                 return None
+            if "thumb_psnr" not in record or "by_psnr" not in record:
+                return None  # an eval from before the fidelity measures
             source = self.folder / record["file"]
             if not source.is_file():
                 return None
@@ -362,17 +377,19 @@ def _our_record(job: _Job, photo: _Photo, level: int, realism: float, data: byte
 
 def _classical_record(job: _Job, photo: _Photo, level: int, codec_name: str, target_bytes: int) -> dict:
     """One classical codec's best file of at most `target_bytes`, from an earlier run or searched for."""
-    from .baselines import decode as baseline_decode, match_bytes
+    from . import metrics
+    from .baselines import best_candidate, candidates, decode as baseline_decode
 
     reused = job.earlier.take(codec_name, photo.name, photo.image, level, target_bytes, job.out)
     if reused is not None:
         return reused
     photo.score = photo.score or job.measurer.selection_score(photo.image)
     t0 = time.perf_counter()
-    found = match_bytes(photo.image, codec_name, target_bytes, score=photo.score)
+    files = candidates(photo.image, codec_name, target_bytes, score=photo.score)
     search_s = time.perf_counter() - t0
     record = {**photo.common(), "codec": codec_name, "level": level, "realism": None, "steps": None,
               "target_bytes": target_bytes}
+    found = best_candidate(files)
     if found is None:
         record.update(bytes=None, bpp=None, skipped=f"no setting fits {target_bytes} bytes")
         return record
@@ -381,8 +398,13 @@ def _classical_record(job: _Job, photo: _Photo, level: int, codec_name: str, tar
     decode_s = time.perf_counter() - t0
     file = f"recon/{photo.name}/{codec_name}_L{level}.png"
     save_image(decoded, job.out / file)
+    # The same search ranked by PSNR: at extreme rates it often picks a smaller scale than LPIPS does.
+    by_psnr = max(files, key=lambda r: metrics.psnr(r.decoded, photo.image))
     record.update(quality=found.quality, scale=found.scale, bytes=found.bytes,
                   bpp=8 * found.bytes / (photo.width * photo.height), **job.measurer(decoded, photo.image),
+                  by_psnr={"quality": by_psnr.quality, "scale": by_psnr.scale, "bytes": by_psnr.bytes,
+                           "psnr": metrics.psnr(by_psnr.decoded, photo.image),
+                           **Measurer.fidelity(by_psnr.decoded, photo.image)},
                   encode_s=search_s, decode_s=decode_s, file=file)
     return record
 
@@ -460,9 +482,18 @@ def notes(settings: EvalSettings, measurer: Measurer, inception) -> list[str]:
     return out
 
 
+def _csv_row(record: dict) -> dict:
+    """A record flattened for the table: the colour bias per channel, the PSNR-ranked file's PSNR."""
+    row = dict(record)
+    for channel, value in zip(("bias_r", "bias_g", "bias_b"), record.get("colour_bias") or ()):
+        row[channel] = value
+    row["psnr_by_psnr"] = (record.get("by_psnr") or {}).get("psnr")
+    return row
+
+
 def write_csv(path: Path, records: list[dict]) -> None:
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows(_csv_row(r) for r in records)
     write_atomic(path, text.getvalue())

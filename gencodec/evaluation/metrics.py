@@ -1,4 +1,4 @@
-"""Image quality metrics for `gencodec eval`: PSNR, MS-SSIM, LPIPS, DISTS, and FID/KID on patches.
+"""Image quality metrics for `gencodec eval`: PSNR, thumb-PSNR, colour bias, MS-SSIM, LPIPS, DISTS, and FID/KID.
 
 Per-image metrics take two uint8 RGB arrays of shape (H, W, 3) and return a
 Python float. FID and KID work on Inception pool3 features of patches
@@ -84,6 +84,39 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB for 8-bit images (peak 255, float64), capped at :data:`PSNR_CAP` (identical -> 100.0)."""
     a, b = _check_pair(a, b)
     return psnr_from_mse(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+# ------------------------------------------------------------------------------------ fidelity of layout and colour
+
+#: Pixels per side of one thumbnail pixel for thumb-PSNR (the training's consistency term uses the same factor).
+THUMBNAIL = 8
+
+
+def area_downsample(image: np.ndarray, factor: int = THUMBNAIL) -> np.ndarray:
+    """Float64 (H // factor, W // factor, 3): the mean of each factor x factor block (rows and columns past
+    the last whole block are left out). An image smaller than one block is averaged whole."""
+    image = np.asarray(image, dtype=np.float64)
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    if h == 0 or w == 0:
+        return image.reshape(-1, image.shape[2]).mean(0).reshape(1, 1, -1)
+    return image[: h * factor, : w * factor].reshape(h, factor, w, factor, -1).mean((1, 3))
+
+
+def thumb_psnr(a: np.ndarray, b: np.ndarray, factor: int = THUMBNAIL) -> float:
+    """PSNR in dB of the two images area-downsampled by `factor`: their layout and colours.
+
+    Blind to texture finer than `factor` pixels, so a generator's invented detail
+    neither helps nor hurts it, while a colour cast or a moved shape does.
+    """
+    a, b = _check_pair(a, b)
+    return psnr_from_mse(float(np.mean((area_downsample(a, factor) - area_downsample(b, factor)) ** 2)))
+
+
+def colour_bias(decoded: np.ndarray, original: np.ndarray) -> list[float]:
+    """Per-channel mean of decoded minus original, in 8-bit levels: [R, G, B] (a cast shows as a sign)."""
+    decoded, original = _check_pair(decoded, original)
+    diff = decoded.astype(np.float64) - original.astype(np.float64)
+    return [float(v) for v in diff.reshape(-1, 3).mean(0)]
 
 
 def _ms_ssim_scales(x: torch.Tensor, y: torch.Tensor, scales: int, win_size: int) -> float:

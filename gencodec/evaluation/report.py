@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import GencodecError
+from .fidelity import best_classical_by_lpips, fidelity_table, html_fidelity
 
 RESULTS = "results.json"
 PLOTS = "plots"
@@ -28,6 +29,8 @@ CROP_SIZE = 256
 #: metric -> (axis name, higher is better); the order is the table's and the plots'.
 METRICS = {
     "psnr": ("PSNR (dB)", True),
+    "thumb_psnr": ("thumb-PSNR, 1/8 area-downsampled (dB)", True),
+    "abs_colour_bias": ("mean |colour bias| (8-bit levels)", False),
     "ms_ssim": ("MS-SSIM", True),
     "lpips": ("LPIPS", False),
     "dists": ("DISTS", False),
@@ -35,9 +38,9 @@ METRICS = {
     "kid": ("KID", False),
 }
 #: Per-record values averaged in the table; fid and kid come from `distribution` instead.
-_MEANS = ("bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists")
+_MEANS = ("bytes", "bpp", "psnr", "thumb_psnr", "abs_colour_bias", "ms_ssim", "lpips", "dists")
 #: column -> format of a value in the printed and the HTML table.
-_FORMATS = {"bytes": "{:.1f}", "bpp": "{:.5f}", "psnr": "{:.2f}", "ms_ssim": "{:.4f}", "lpips": "{:.4f}",
+_FORMATS = {"bytes": "{:.1f}", "bpp": "{:.5f}", "psnr": "{:.2f}", "thumb_psnr": "{:.2f}", "abs_colour_bias": "{:.2f}", "ms_ssim": "{:.4f}", "lpips": "{:.4f}",
             "dists": "{:.4f}", "fid": "{:.2f}", "kid": "{:.4f}"}
 COLUMNS = ("codec", "level", "realism", "images", "skipped") + _MEANS + ("fid", "kid")
 
@@ -250,17 +253,16 @@ def _metric_text(record: dict) -> str:
         parts.append(f"LPIPS {record['lpips']:.4f}")
     if record.get("psnr") is not None:
         parts.append(f"PSNR {record['psnr']:.2f} dB")
+    if record.get("thumb_psnr") is not None:
+        parts.append(f"thumb {record['thumb_psnr']:.2f} dB")
+    if record.get("colour_bias") is not None:
+        parts.append("bias RGB " + "/".join(f"{v:+.1f}" for v in record["colour_bias"]))
     return ", ".join(parts)
 
 
 def _best_classical(records: list[dict]) -> dict | None:
     """The classical file shown beside gencodec: lowest LPIPS, or highest PSNR where LPIPS is missing."""
-    usable = [r for r in records if not _is_skipped(r) and r.get("file")]
-    with_lpips = [r for r in usable if r.get("lpips") is not None]
-    if with_lpips:
-        return min(with_lpips, key=lambda r: r["lpips"])
-    with_psnr = [r for r in usable if r.get("psnr") is not None]
-    return max(with_psnr, key=lambda r: r["psnr"]) if with_psnr else None
+    return best_classical_by_lpips([r for r in records if r.get("file")])
 
 
 def _figure(folder: Path, file: str | None, caption: str) -> str:
@@ -303,7 +305,15 @@ def write_html_report(results: dict, dir: str | os.PathLike) -> Path:
     ]
     if results.get("notes"):
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(str(n))}</li>" for n in results["notes"]) + "</ul>")
-    parts += ["<h2>Summary</h2>", _html_table(rows), "<h2>Rate and quality</h2>"]
+    parts += ["<h2>Summary</h2>", _html_table(rows)]
+    fidelity = fidelity_table(results)
+    if fidelity:
+        parts += ["<h2>Fidelity beside the classical files</h2>",
+                  "<p>thumb: PSNR of the 1/8 area-downsampled images (layout and colour); |bias|: mean absolute "
+                  "per-channel colour bias in levels; cl: the best classical file at or under our bytes by LPIPS; "
+                  "cl-by-PSNR: the best by PSNR; A/B/C: the targets of gencodec.evaluation.fidelity.</p>",
+                  html_fidelity(fidelity)]
+    parts.append("<h2>Rate and quality</h2>")
     parts += [f"<img class='plot' src='{relative_url(f'{PLOTS}/rd_{m}.png')}' alt='{esc(METRICS[m][0])}'>"
               for m in metrics if (plots / f"rd_{m}.png").is_file()]
 

@@ -16,6 +16,17 @@ def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (x_hat - x).pow(2).flatten(1).mean(1)
 
 
+def thumbnail_mse(a: torch.Tensor, b: torch.Tensor, factor: int) -> torch.Tensor:
+    """Per-image MSE (N,) of the two images area-downsampled by `factor` (their layout and colours).
+
+    Blind to detail finer than `factor` pixels: it ties the low frequencies of a
+    generated image to a reference and leaves the generator free above them.
+    """
+    if factor > 1:
+        a, b = F.avg_pool2d(a, factor), F.avg_pool2d(b, factor)
+    return mse(a, b)
+
+
 def rate_distortion(bpp: torch.Tensor, distortion: torch.Tensor, lmbda: torch.Tensor,
                     scale: float = 255.0 ** 2) -> torch.Tensor:
     """Mean over the batch of bpp + lambda * scale * MSE, each image with its level's lambda.

@@ -30,6 +30,10 @@ from .noise import TrainingNoise
 
 STAGES = ("codec", "decoder", "joint", "distill")
 
+#: Pixels per side of one thumbnail pixel in the consistency term (the evaluation's thumb-PSNR uses the
+#: same factor: gencodec.evaluation.metrics.THUMBNAIL).
+THUMBNAIL = 8
+
 
 @dataclass
 class LossWeights:
@@ -41,6 +45,9 @@ class LossWeights:
     r1: float = 0.0            # R1 gamma; 0 disables the penalty
     base: float = 0.0          # MSE of the base reconstruction x_bar, when a decoder stage trains G:
                                # it keeps realism 0 the distortion-optimal picture
+    consistency: float = 0.0   # x 255^2 x MSE between the THUMBNAIL-downsampled x_hat and x_bar, in pixels:
+                               # realism 1 may add detail but not move what the file determines
+                               # (layout, colours); LPIPS and the GAN alone pay little for moving them
     gan: str = "hinge"         # or "nonsaturating"
 
 
@@ -155,18 +162,24 @@ class GenerativeObjective:
         out = model(x, level, noise=self.noise, train_codec=self.train_codec, train_synthesis=self.train_synthesis)
         y_hat, x_bar, x_hat, pred, r0 = out["y_hat"], out["x_bar"], out["x_hat"], out["pred"], out["r0"]
         diffusion = losses.diffusion_loss(pred.float(), r0.float())
-        if w.lpips or space.render is None:
-            if image is None and space.render is not None:
-                raise ValueError("the latent family's LPIPS needs the batch's images")
-            rendered, target = space.to_image(x_hat.float(), (x if image is None else image).float())
-            perceptual = losses.lpips_distance(self.lpips, rendered, target).mean()
-        else:  # not rendered at all: rendering costs more than the rest of the step
-            rendered = target = None
-            perceptual = diffusion.new_zeros(())
+        rendered = target = rendered_base = None
+        if space.render is None:
+            rendered, target, rendered_base = x_hat.float(), x.float(), x_bar.detach().float()
+        elif w.lpips or w.consistency:  # else not rendered at all: rendering costs more than the rest of the step
+            if image is None:
+                raise ValueError("the latent family's LPIPS and consistency terms need the batch's images")
+            rendered, target, rendered_base = self._render_crop(x_hat, x_bar, image, need_base=bool(w.consistency))
+        perceptual = (losses.lpips_distance(self.lpips, rendered, target).mean() if rendered is not None
+                      else diffusion.new_zeros(()))
         fake_logits = self.discriminator(x_hat.float(), y_hat.float())
         adversarial = (losses.hinge_g_loss if w.gan == "hinge" else losses.nonsaturating_g_loss)(fake_logits)
         loss = w.diffusion * diffusion + w.lpips * perceptual + w.adversarial * adversarial
         metrics = {"diffusion": diffusion.detach(), "lpips": perceptual.detach(), "g_adv": adversarial.detach()}
+        if rendered_base is not None:
+            # Always measured (a cheap pool), weighted in only when asked for.
+            drift = losses.thumbnail_mse(rendered, rendered_base, THUMBNAIL)
+            loss = loss + w.consistency * 255.0 ** 2 * drift.mean()
+            metrics["psnr_thumb_drift"] = _psnr(drift.detach())
         if rendered is not None:
             metrics["psnr"] = _psnr(losses.mse(rendered.detach().clamp(0, 1), target)).detach()
         if self.train_synthesis and not self.train_codec:
@@ -185,6 +198,15 @@ class GenerativeObjective:
         metrics["loss"] = loss.detach()
         self._last = (x.detach(), x_hat.detach(), y_hat.detach())
         return loss, metrics
+
+    def _render_crop(self, x_hat: torch.Tensor, x_bar: torch.Tensor, image: torch.Tensor,
+                     need_base: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(x_hat rendered, image, x_bar rendered or None) on one aligned random crop (the latent family)."""
+        channels = x_hat.shape[1]
+        both, target = self.space.crop(torch.cat([x_hat.float(), x_bar.detach().float()], 1), image.float())
+        rendered = self.space.render(both[:, :channels])
+        base = self.space.render(both[:, channels:]).detach() if need_base else None
+        return rendered, target, base
 
     def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, x_hat, y_hat = self._last
