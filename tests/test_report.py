@@ -255,3 +255,14 @@ def test_rd_curves_reads_a_run_at_matched_rates():
     low, middle, high, outside = rd.at_rates(results, [0.01, 0.02, 0.04, 0.08])
     assert low == pytest.approx(0.6) and high == pytest.approx(0.4) and outside is None
     assert middle == pytest.approx(0.5)  # 0.02 is halfway between 0.01 and 0.04 in log bpp
+
+
+def test_detail_crops_put_the_same_window_of_each_file_side_by_side(eval_dir, tmp_path, capsys):
+    crops = _load_script("detail_crops")
+    out = tmp_path / "crops.png"
+    assert crops.main([str(eval_dir), "--photos", "big", "--levels", "0,1", "--window", "64", "--out", str(out)]) == 0
+    with Image.open(out) as sheet:
+        # original, ours at realism 0 and 1, the classical file (webp: the lower LPIPS): 4 tiles of 128 px a row.
+        assert sheet.size == (4 * (128 + crops.PAD) + crops.PAD, 2 * (128 + crops.LABEL_H + crops.PAD) + crops.PAD)
+    assert crops.main([str(eval_dir), "--photos", "nowhere", "--levels", "0", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
