@@ -8,7 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-quick bench clean browser
+.PHONY: demo test test-quick bench clean browser gpu-kit
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test-quick: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-eval
 	HF_HUB_OFFLINE=1 $(BIN)/gencodec bench
+
+# The kit a lent GPU machine (no network) runs: the wheels it lacks and a compact training pack in
+# .gpukit/, checked to travel with the tree in 64 MiB; then `python3 train/gpu_kit.py --budget-s 500`
+# there (docs/training-gpu.md).
+gpu-kit: $(VENV)/.installed-train
+	HF_HUB_OFFLINE=1 $(BIN)/python train/build_gpu_kit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
