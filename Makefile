@@ -1,21 +1,58 @@
 # Two commands set everything up on a fresh machine (Python >= 3.10 with venv):
 #   make demo   install gencodec with its evaluation tools into .venv, then run the demo on sample photos
 #   make test   install gencodec with everything into .venv, then run the whole test suite
-# and one for a quicker check while working:
+# one for a quicker check while working:
 #   make test-quick   the suite without the tests marked slow (training subprocesses,
 #                     accelerate launch, classical-codec searches on Kodak, the app in a browser)
+# and one for the codec alone (compress, decompress, info), with torch's CPU-only build on a machine
+# without a GPU:
+#   make install-core
+#
+# torch comes in two builds: CPU-only, or PyPI's default, which brings CUDA on Linux (about 4.5 GB more).
+# TORCH=cpu or TORCH=cuda chooses. By default `make install-core` takes the CPU-only build where
+# nvidia-smi does not run, and the installs with extras take PyPI's build: they need torchvision built for
+# the same torch, so TORCH=cpu takes both from the CPU-only index. The stamps below do not record the
+# choice: `make clean` before switching.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+TORCH ?= auto
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+CORE_TORCH := $(if $(filter auto,$(TORCH)),$(if $(shell command -v nvidia-smi 2>/dev/null),cuda,cpu),$(TORCH))
+EXTRAS_TORCH := $(if $(filter auto,$(TORCH)),cuda,$(TORCH))
 
-.PHONY: demo test test-quick bench clean browser gpu-kit
+ifeq ($(filter $(TORCH),auto cpu cuda),)
+$(error TORCH must be cpu, cuda or auto, not '$(TORCH)')
+endif
+
+.PHONY: demo test test-quick install-core bench clean browser gpu-kit
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# $(1) cpu: the packages $(2) first, from the CPU-only index; pip then keeps them when it installs gencodec.
+# The line printed at the end of an install says which build it got.
+define install_torch
+	$(if $(filter cpu,$(1)),$(BIN)/python -m pip install --quiet --retries 1 --index-url $(TORCH_CPU_INDEX) $(2))
+endef
+define show_torch
+	@$(BIN)/python -c "from importlib.metadata import version; v = version('torch'); \
+		print('torch', v, '(CPU-only build)' if '+cpu' in v else '(PyPI\'s default build: with CUDA on Linux)')"
+endef
+
 # One stamp per set of extras: `make demo` installs only what the demo needs.
 $(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
+	$(call install_torch,$(EXTRAS_TORCH),torch torchvision)
 	$(BIN)/python -m pip install --quiet -e '.[$*]'
+	$(show_torch)
+	touch $@
+
+# The codec alone: compress, decompress and info, offline.
+install-core: $(VENV)/.installed-core
+$(VENV)/.installed-core: pyproject.toml | $(VENV)/bin/python
+	$(call install_torch,$(CORE_TORCH),torch)
+	$(BIN)/python -m pip install --quiet -e .
+	$(show_torch)
 	touch $@
 
 demo: $(VENV)/.installed-eval
