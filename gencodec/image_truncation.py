@@ -88,7 +88,7 @@ def _webp_is_cut(fp: BinaryIO, size: int) -> bool:
 
 
 def _format(fp: BinaryIO) -> str | None:
-    """PNG, JPEG or WEBP from the file's first bytes; None for any other."""
+    """PNG, JPEG or WebP from the file's first bytes; None for any other."""
     fp.seek(0)
     head = fp.read(12)
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -96,11 +96,11 @@ def _format(fp: BinaryIO) -> str | None:
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
+        return "WebP"
     return None
 
 
-_CUT = {"PNG": _png_is_cut, "JPEG": _jpeg_is_cut, "WEBP": _webp_is_cut}
+_CUT = {"PNG": _png_is_cut, "JPEG": _jpeg_is_cut, "WebP": _webp_is_cut}
 
 
 def check_not_truncated(fp: BinaryIO, label: str) -> None:
