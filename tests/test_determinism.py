@@ -87,7 +87,7 @@ def test_gpu_encoder_cpu_decoder_and_back(rich_codec, photo):
 
 
 def test_pixels_are_bit_exact_for_one_thread_count_and_close_across_them(generative_codec):
-    """What --help and the README promise: the same file, seed and steps give the same pixels with the
+    """What --help and docs/python-api.md promise: the same file, seed and steps give the same pixels with the
     same number of threads; with another, at most a few values move, by a level or so."""
     data = generative_codec.compress(smooth_image(96, 128, seed=2), level=1)
     threads = torch.get_num_threads()

@@ -4,7 +4,7 @@ tests/golden/MODEL/ holds small .gcz files made by each shipped model, the
 sha256 of each one's decoded integer code (exact on every machine), and
 reference images decoded at realism 0 and at realism 1 (seed 0, one step).
 A change that alters any of them needs a new format version or a new model
-fingerprint (README, "Format policy"); then regenerate them with
+fingerprint (docs/file-format.md, "Format policy"); then regenerate them with
 tests/golden/make_golden.py.
 """
 

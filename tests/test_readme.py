@@ -1,22 +1,38 @@
-"""The README's Python example runs as written (with the shipped model and a generated photo)."""
+"""The Python examples of the README and of docs/python-api.md run as written (with the shipped model and a
+generated photo)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from .conftest import smooth_image
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PYTHON_API = ROOT / "docs" / "python-api.md"
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch):
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
-    Image.fromarray(smooth_image(96, 128)).save(tmp_path / "photo.jpg")
-    monkeypatch.chdir(tmp_path)
+def _run_python_example(page: Path, folder: Path, monkeypatch) -> dict:
+    """The page's first ```python block, run in `folder` beside a generated photo.jpg; its namespace."""
+    block = re.search(r"```python\n(.*?)```", page.read_text(), re.S).group(1)
+    Image.fromarray(smooth_image(96, 128)).save(folder / "photo.jpg")
+    monkeypatch.chdir(folder)
     namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, str(page.relative_to(ROOT)), "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("page", [README, PYTHON_API], ids=["README", "python-api"])
+def test_the_python_example_runs(tmp_path, monkeypatch, page):
+    namespace = _run_python_example(page, tmp_path, monkeypatch)
     assert namespace["image"].size == (128, 96)
+
+
+def test_the_python_api_example_decodes_at_each_realism(tmp_path, monkeypatch):
+    namespace = _run_python_example(PYTHON_API, tmp_path, monkeypatch)
     assert namespace["sharp"].size == namespace["plain"].size == (128, 96)
+    assert len(namespace["small"]) <= 1000

@@ -6,7 +6,7 @@ For each case it writes the .gcz file, and records in golden.json the sha256 of
 its decoded integer code (exact on every machine) and the names of reference
 images decoded at realism 0 and at realism 1 (seed 0, one step). Run it only
 when a change is *meant* to alter what files decode to, together with a new
-format version or model fingerprint (see the README's format policy).
+format version or model fingerprint (see the format policy in docs/file-format.md).
 """
 
 from __future__ import annotations
