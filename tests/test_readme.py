@@ -30,9 +30,6 @@ def _run_python_example(page: Path, folder: Path, monkeypatch) -> dict:
 def test_the_python_example_runs(tmp_path, monkeypatch, page):
     namespace = _run_python_example(page, tmp_path, monkeypatch)
     assert namespace["image"].size == (128, 96)
-
-
-def test_the_python_api_example_decodes_at_each_realism(tmp_path, monkeypatch):
-    namespace = _run_python_example(PYTHON_API, tmp_path, monkeypatch)
-    assert namespace["sharp"].size == namespace["plain"].size == (128, 96)
-    assert len(namespace["small"]) <= 1000
+    if page == PYTHON_API:  # it also decodes at each realism, and compresses to a size
+        assert namespace["sharp"].size == namespace["plain"].size == (128, 96)
+        assert len(namespace["small"]) <= 1000
