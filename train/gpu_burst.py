@@ -52,7 +52,10 @@ def parse_args(argv=None):
     p.add_argument("--config", required=True, help="training config (configs/gpu/ holds the GPU-sized ones)")
     p.add_argument("--stage", default="codec", help="the config's stage to train; default: %(default)s")
     p.add_argument("--pack", required=True, help="training data: a pack (gencodec pack) or a latent cache")
-    p.add_argument("--seconds", type=float, required=True, help="how long to train (the last step ends after it)")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--seconds", type=float, help="how long to train, from the start of the script (the last "
+                                                    "step ends after it)")
+    when.add_argument("--until", type=float, help="train until this time (seconds since the epoch, as time.time())")
     p.add_argument("--out", type=Path, required=True, help="folder for the run, resume/, metrics.csv, burst.json")
     p.add_argument("--work", type=Path, help="run folder; default: a temporary folder, removed at the end")
     p.add_argument("--resume-from", type=Path, help="a folder with the parts of an earlier burst's weights")
@@ -97,15 +100,17 @@ def joined_weights(folder: Path, stage: str, into: Path) -> Path:
 
 
 def main(argv=None) -> int:
+    started = time.time()
     args = parse_args(argv)
-    if args.seconds <= 0:
+    if args.seconds is not None and args.seconds <= 0:
         raise GencodecError(f"--seconds must be positive, got {args.seconds:g}")
+    end = args.until if args.until is not None else started + args.seconds  # past it: two steps, to time one
     if args.cpu_core:
         import torch
         torch.set_num_threads(1)
         if hasattr(os, "sched_setaffinity"):  # one core, the last: a GPU run's loaders start at the first
             os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-    deadline = time.monotonic() + args.seconds
+    deadline = time.monotonic() + (end - time.time())
     cfg, stage = burst_stage(args)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,7 +51,7 @@ class RunOptions:
     stages: list[str] | None = None    # the stages to run (in config order); None: all
     lpips_weights: str | None = None   # LPIPS AlexNet weights (or GENCODEC_LPIPS_WEIGHTS)
     cpu: bool = False                  # train on the CPU even if a GPU is present
-    deadline: float | None = None      # time.monotonic() at which a stage stops early (checkpointed, exported)
+    deadline: float | None = None      # time.monotonic() after which a stage stops (checkpointed; 2 steps at least)
     stage_weights: Path | None = None  # a stage's trained weights to start from (gencodec.training.stage_weights)
     channels_last: bool = False        # the model and batches in NHWC (faster convolutions on some GPUs)
 
@@ -250,7 +250,8 @@ class StageRun:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
             if self.validation is not None and self.validation.due(state.step, self.steps):
                 self.validate(bar)
-            late = self._out_of_time()
+            # A deadline stops a stage after its second step at the soonest: one to warm up, one to time.
+            late = state.step - first_step >= 2 and self._out_of_time()
             if state.step % self.cfg.checkpoint_every == 0 or state.step == self.steps or late:
                 save_checkpoint(acc, self.checkpoint_dir, state.step, self.cfg.keep_checkpoints)
             if late:
