@@ -44,6 +44,8 @@ from gencodec.training.stage_weights import save_stage_weights
 BURST_SCHEDULE = "constant_with_warmup"
 #: Steps to schedule (the constant schedule ignores it; the loop stops at the deadline well before).
 MANY_STEPS = 10_000_000
+#: Warmup of a burst that goes on from an earlier one: only AdamW's moments start again, not the weights.
+RESUMED_WARMUP_STEPS = 100
 WEIGHTS_SUFFIX = ".safetensors"
 
 
@@ -60,6 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--work", type=Path, help="run folder; default: a temporary folder, removed at the end")
     p.add_argument("--resume-from", type=Path, help="a folder with the parts of an earlier burst's weights")
     p.add_argument("--init", help="model folder the stage starts from, for a stage that needs a warm start")
+    p.add_argument("--lpips-weights", help="LPIPS AlexNet weights, for a decoder stage (or set GENCODEC_LPIPS_WEIGHTS)")
     p.add_argument("--batch-size", type=int, help="override the stage's batch size (dry runs)")
     p.add_argument("--crop-size", type=int, help="override the stage's crop size (dry runs)")
     p.add_argument("--cpu-core", action="store_true",
@@ -78,7 +81,9 @@ def burst_stage(args):
                               log_every=min(cfg.log_every, 10))
     stage = cfg.resolve(cfg.names.index(args.stage))
     optim = dataclasses.replace(stage.optim, schedule=BURST_SCHEDULE,
-                                mixed_precision="no" if args.cpu_core else stage.optim.mixed_precision)
+                                mixed_precision="no" if args.cpu_core else stage.optim.mixed_precision,
+                                warmup_steps=min(stage.optim.warmup_steps, RESUMED_WARMUP_STEPS)
+                                if args.resume_from else stage.optim.warmup_steps)
     data = dataclasses.replace(stage.data, **{k: v for k, v in (("batch_size", args.batch_size),
                                                                 ("crop_size", args.crop_size)) if v},
                                num_workers=0 if args.cpu_core else stage.data.num_workers)
@@ -116,7 +121,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         weights = joined_weights(args.resume_from, stage.name, Path(tmp)) if args.resume_from else None
         options = RunOptions(out=args.work or Path(tmp) / "run", data=args.pack, cpu=args.cpu_core, deadline=deadline,
-                             steps=MANY_STEPS, stage_weights=weights,
+                             steps=MANY_STEPS, stage_weights=weights, lpips_weights=args.lpips_weights,
                              channels_last=args.channels_last and not args.cpu_core)
         run = StageRun(cfg, stage, options)
         run.setup()
