@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import bitstream
+from . import bitstream, colour_offset
 from .constants import DEFAULT_MAX_PIXELS, SCHEDULERS
 from .diffusion import block_noise, sample
 from .entropy.hyperprior import LatentCode
@@ -116,18 +116,35 @@ class Codec:
     def analyse(self, image, level: int | None = None) -> tuple[LatentCode, int, int]:
         """image -> (integer code, height, width): the encoder up to, not including, the ANS stream."""
         level = self._check_level(self.default_level if level is None else level)
-        y, height, width = self._analysis_transform(image)
-        return self.model.latent_codec.analyse(y, level), height, width
+        y, height, width, mean = self._analysis_transform(image)
+        return self._code_at(y, level, height, width, mean), height, width
+
+    @property
+    def codes_colour_offset(self) -> bool:
+        """Whether this model's files carry a colour offset (gencodec.colour_offset)."""
+        return bool(self.model.config.get("colour_offset", False))
+
+    def _code_at(self, y: torch.Tensor, level: int, height: int, width: int, mean: np.ndarray) -> LatentCode:
+        """y -> the integer code at `level`, with its colour offset where the model codes one: measured on
+        the realism-0 picture the decoder will make of it, against the photo's mean colour `mean`."""
+        code = self.model.latent_codec.analyse(y, level)
+        if self.codes_colour_offset:
+            y_hat = self.model.latent_codec.reconstruct(code, level, self.model.dtype, self.device)
+            decoded = self._decode_y_hat(y_hat, height, width, 0.0, 1, 0, self.model.config.diffusion["sampler"])
+            code.colour_offset = colour_offset.measure(decoded, mean)
+        return code
 
     @torch.no_grad()
-    def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int]:
-        """image -> (y, height, width): the expensive, level-independent half of the encoder."""
+    def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int, np.ndarray]:
+        """image -> (y, height, width, the image's mean colour): the expensive, level-independent half of
+        the encoder."""
         pixels = load_image(image, self.max_pixels)
         height, width = pixels.shape[:2]
+        mean = colour_offset.mean_colour(pixels)
         model, multiple = self.model, self.model.padding_multiple
         if height <= ENCODE_TILE and width <= ENCODE_TILE:
             x = pad_to_multiple(image_to_tensor(pixels), multiple).to(self.device, model.dtype)
-            return model.encode(x), height, width
+            return model.encode(x), height, width, mean
         # In tiles, each made float only when it runs: the whole image stays uint8 (replicate padding, as
         # pad_to_multiple's).
         padded = np.pad(pixels, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
@@ -139,12 +156,12 @@ class Codec:
 
         y = run_tiled(encode_tile, torch.from_numpy(padded).permute(2, 0, 1)[None], ENCODE_TILE, ENCODE_OVERLAP,
                       out_scales=(Fraction(1, model.downsampling),), align=multiple)[0]
-        return y, height, width
+        return y, height, width, mean
 
     @torch.no_grad()
-    def _encode_level(self, y: torch.Tensor, level: int, height: int, width: int) -> bytes:
-        """y -> the file at `level`: the cheap, per-level half (latent coding and the ANS stream)."""
-        return self.encode_code(self.model.latent_codec.analyse(y, level), level, height, width)
+    def _encode_level(self, y: torch.Tensor, level: int, height: int, width: int, mean: np.ndarray) -> bytes:
+        """y -> the file at `level`: the per-level half (latent coding, colour offset and the ANS stream)."""
+        return self.encode_code(self._code_at(y, level, height, width, mean), level, height, width)
 
     def compress(self, image, level: int | None = None) -> bytes:
         """Any image (path, bytes, PIL image, numpy array) -> gencodec file bytes."""
@@ -182,7 +199,8 @@ class Codec:
                 x = torch.cat([pad_to_multiple(image_to_tensor(pixels), multiple) for _, pixels in chunk])
                 y = self.model.encode(x.to(self.device, self.model.dtype))
                 for row, (index, pixels) in enumerate(chunk):
-                    results[index] = self._encode_level(y[row: row + 1], level, *pixels.shape[:2])
+                    results[index] = self._encode_level(y[row: row + 1], level, *pixels.shape[:2],
+                                                        colour_offset.mean_colour(pixels))
         return results
 
     def encode_code(self, code: LatentCode, level: int, height: int, width: int) -> bytes:
@@ -193,8 +211,8 @@ class Codec:
     # -- rate targeting -----------------------------------------------------------------------
     def sizes_by_level(self, image) -> list[int]:
         """The real file size in bytes at every level, 0..N-1 (the analysis transform runs once)."""
-        y, height, width = self._analysis_transform(image)
-        return [len(self._encode_level(y, level, height, width)) for level in range(self.n_levels)]
+        y, height, width, mean = self._analysis_transform(image)
+        return [len(self._encode_level(y, level, height, width, mean)) for level in range(self.n_levels)]
 
     def compress_to_target(self, image, bpp: float | None = None, max_bytes: int | None = None) -> bytes:
         """Compress at the highest level whose real file fits a size budget.
@@ -219,7 +237,7 @@ class Codec:
                 raise GencodecError(f"bpp must be a positive number, got {bpp!r}")
             bpp = float(bpp)
 
-        y, height, width = self._analysis_transform(image)
+        y, height, width, mean = self._analysis_transform(image)
         pixels = width * height
 
         def fits(n_bytes: int) -> bool:
@@ -229,7 +247,7 @@ class Codec:
 
         def file_at(level: int) -> bytes:
             if level not in files:
-                files[level] = self._encode_level(y, level, height, width)
+                files[level] = self._encode_level(y, level, height, width, mean)
             return files[level]
 
         # Binary search for the boundary: `lo` fits (or is -1), `hi` does not (or is N).
@@ -276,7 +294,7 @@ class Codec:
         h_lat = -(-header.height // m) * m // f
         w_lat = -(-header.width // m) * m // f
         code = self.model.latent_codec.decode(payload, header.level, h_lat, w_lat, (header.width, header.height),
-                                              device=self.device)
+                                              device=self.device, with_colour_offset=self.codes_colour_offset)
         return code, header
 
     @property
@@ -329,7 +347,11 @@ class Codec:
         r0 = sample(denoise, (y_hat.shape[0], n_res) + tuple(condition.shape[-2:]), model.config.diffusion,
                     steps=steps,
                     seed=seed, kind=scheduler, device=self.device, dtype=x_bar.dtype, noise=noise)
-        return self._render(x_bar + realism * den.unfold_image(r0) / model.residual_scale)
+        residual = den.unfold_image(r0) / model.residual_scale
+        if self.codes_colour_offset:
+            # The file states the mean colour (gencodec.colour_offset): the generated detail may not move it.
+            residual = residual - residual.mean(dim=(-2, -1), keepdim=True)
+        return self._render(x_bar + realism * residual)
 
     def _render(self, s: torch.Tensor) -> torch.Tensor:
         """The model's working space -> image (the identity for the pixel family)."""
@@ -392,7 +414,7 @@ class Codec:
             except GencodecError as exc:
                 results[index] = exc
                 continue
-            groups.setdefault(tuple(y_hat.shape), []).append((index, y_hat, header))
+            groups.setdefault(tuple(y_hat.shape), []).append((index, y_hat, header, code.colour_offset))
         for members in groups.values():
             for start in range(0, len(members), batch_size):
                 chunk = members[start: start + batch_size]
@@ -402,10 +424,10 @@ class Codec:
                              *(int(side * self._residual_per_y) for side in chunk[0][1].shape[-2:]))
                     noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(seed))
                                        for _ in chunk])
-                x = self.reconstruct(torch.cat([y for _, y, _ in chunk]), realism, steps, seed, scheduler, noise)
-                for row, (index, _, header) in enumerate(chunk):
+                x = self.reconstruct(torch.cat([y for _, y, _, _ in chunk]), realism, steps, seed, scheduler, noise)
+                for row, (index, _, header, offset) in enumerate(chunk):
                     image = crop_to(x[row: row + 1], header.height, header.width)
-                    results[index] = Image.fromarray(tensor_to_image(image.float().cpu()))
+                    results[index] = Image.fromarray(colour_offset.apply(tensor_to_image(image.float().cpu()), offset))
         return results
 
     def decompress(self, data: bytes, realism: float | None = None, steps: int | None = None, seed: int = 0,
@@ -424,9 +446,13 @@ class Codec:
         realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
         code, header = self.decode_code(data)
         y_hat = self.model.latent_codec.reconstruct(code, header.level, self.model.dtype, self.device)
-        tile = DECODE_TILE // self.model.downsampling
-        if max(y_hat.shape[-2:]) > tile:
-            return Image.fromarray(self._decode_in_tiles(y_hat, header.height, header.width, realism, steps, seed,
-                                                         scheduler))
-        x = crop_to(self.reconstruct(y_hat, realism, steps, seed, scheduler), header.height, header.width)
-        return Image.fromarray(tensor_to_image(x.float().cpu()))
+        image = self._decode_y_hat(y_hat, header.height, header.width, realism, steps, seed, scheduler)
+        return Image.fromarray(colour_offset.apply(image, code.colour_offset))
+
+    def _decode_y_hat(self, y_hat: torch.Tensor, height: int, width: int, realism: float, steps: int, seed: int,
+                      scheduler: str) -> np.ndarray:
+        """y^ -> the uint8 image (height, width, 3), in tiles when it is large (before any colour offset)."""
+        if max(y_hat.shape[-2:]) > DECODE_TILE // self.model.downsampling:
+            return self._decode_in_tiles(y_hat, height, width, realism, steps, seed, scheduler)
+        x = crop_to(self.reconstruct(y_hat, realism, steps, seed, scheduler), height, width)
+        return tensor_to_image(x.float().cpu())

@@ -73,6 +73,7 @@ class LatentCodecModel(CodecModel):
         generative_decoder: dict | None = DEFAULT_LATENT_DECODER,
         diffusion: dict | None = None,
         trained_steps: int = 0,
+        colour_offset: bool = False,
     ):
         super().__init__()
         if autoencoder not in AUTOENCODERS:

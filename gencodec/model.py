@@ -35,6 +35,12 @@ def state_dict_sha256(state: dict[str, torch.Tensor], h=None) -> str:
     return h.hexdigest()
 
 
+#: Settings added to the config after models had shipped, with the value those models have: a model
+#: hashes such a setting only where it differs, so that every earlier model keeps its fingerprint (and
+#: every file it wrote stays readable).
+HASHED_WHEN_SET = {"colour_offset": False}
+
+
 # The default generative decoder: a 3.9 M-parameter UNet on the 4x-folded residual.
 DEFAULT_DECODER = {"block_out_channels": [64, 96, 128], "layers_per_block": 1, "fold": 4, "residual_scale": 5.0}
 
@@ -180,13 +186,17 @@ class CodecModel(ModelMixin, ConfigMixin):
         refused rather than turned into a wrong image.
         """
         h = hashlib.sha256()
-        config = {k: v for k, v in self.config.items() if not k.startswith("_")}
+        config = {k: v for k, v in self.config.items()
+                  if not k.startswith("_") and not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
         h.update(json.dumps(config, sort_keys=True, default=list).encode())
         return state_dict_sha256(self.state_dict(), h)
 
 
 class GenCodecModel(CodecModel):
     """Analysis transform E, hyperprior latent codec, base synthesis G, and the generative decoder.
+
+    `colour_offset`: every file carries the integer offset that moves the decoded picture's
+    mean colour to the photo's (gencodec.colour_offset).
 
     `generative_decoder` is None for a codec without a generative decoder (decoding
     then always gives the base reconstruction), or the keyword arguments of
@@ -217,6 +227,7 @@ class GenCodecModel(CodecModel):
         generative_decoder: dict | None = DEFAULT_DECODER,
         diffusion: dict | None = None,
         trained_steps: int = 0,
+        colour_offset: bool = False,
     ):
         super().__init__()
         self.register_to_config(diffusion=diffusion_settings(diffusion))

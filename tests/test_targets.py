@@ -147,9 +147,9 @@ def test_the_search_encodes_few_levels(monkeypatch, rich_codec, image, sizes):
     encoded = []
     original = rich_codec._encode_level
 
-    def counted(y, level, height, width):
+    def counted(y, level, height, width, mean):
         encoded.append(level)
-        return original(y, level, height, width)
+        return original(y, level, height, width, mean)
 
     monkeypatch.setattr(rich_codec, "_encode_level", counted)
     for s in sizes:
@@ -171,7 +171,7 @@ def test_neighbours_are_confirmed_when_sizes_are_not_monotone(monkeypatch, rich_
                                                                max_bytes, expected):
     assert len(ladder_sizes) == rich_codec.n_levels
 
-    def fake(y, level, height, width):
+    def fake(y, level, height, width, mean):
         return bytes([level]) * ladder_sizes[level]
 
     monkeypatch.setattr(rich_codec, "_encode_level", fake)

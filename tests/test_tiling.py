@@ -40,11 +40,12 @@ def test_run_tiled_takes_outputs_smaller_than_the_input():
 
 def test_the_tiled_encoder_is_close_to_the_whole_one_and_its_files_decode(rich_codec, monkeypatch):
     image = smooth_image(192, 256, seed=3)
-    whole, height, width = rich_codec._analysis_transform(image)
+    whole, height, width, mean = rich_codec._analysis_transform(image)
     monkeypatch.setattr(codec_module, "ENCODE_TILE", 128)
     monkeypatch.setattr(codec_module, "ENCODE_OVERLAP", 64)
-    tiled, tiled_height, tiled_width = rich_codec._analysis_transform(image)
+    tiled, tiled_height, tiled_width, tiled_mean = rich_codec._analysis_transform(image)
     assert (tiled_height, tiled_width) == (height, width) == (192, 256) and tiled.shape == whole.shape
+    assert (tiled_mean == mean).all()
     assert (tiled - whole).abs().mean() < 0.1 * whole.abs().mean()
     decoded = rich_codec.decompress(rich_codec.compress(image, level=1))
     assert decoded.size == (256, 192)

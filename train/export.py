@@ -5,6 +5,7 @@
         --checkpoint runs/base/codec/checkpoints/checkpoint-2000 --out models/base-2000
     python train/export.py --model runs/pixel/model --half --out gencodec/weights/pixel
     python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/default
+    python train/export.py --model gencodec/weights/pixel --half --colour-offset on --out models/pixel-offset
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also
@@ -31,6 +32,11 @@ from gencodec.training.export import export_model
 from gencodec.weight_storage import PRECISIONS
 
 
+def _set_colour_offset(model, choice: str | None) -> None:
+    if choice is not None:
+        model.register_to_config(colour_offset=choice == "on")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="the YAML config the run was trained with (with --checkpoint)")
@@ -42,12 +48,18 @@ def main(argv=None) -> int:
     p.add_argument("--half", action="store_true", help="store float weights in float16 (half the size)")
     p.add_argument("--weights", choices=PRECISIONS, default=None,
                    help="how to store the float weights; default: float16 with --half, else float32")
+    p.add_argument("--colour-offset", choices=("on", "off"),
+                   help="whether the model's files carry a colour offset (gencodec.colour_offset): it needs no "
+                        "training, so a trained model can take it on; default: as the source model")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
     if args.model:
         model = load_model(args.model)
+        _set_colour_offset(model, args.colour_offset)
         steps = int(model.config.trained_steps)
-        export_model(model, args.out, steps, half=args.half, weights=args.weights)
+        # The licences of pretrained weights inside the model travel with it.
+        licences = {path.name: path for path in sorted(Path(args.model).glob("LICENSE*"))}
+        export_model(model, args.out, steps, half=args.half, weights=args.weights, files=licences)
         print(f"exported {args.out} ({steps} steps, {args.weights or ('float16' if args.half else 'float32')})")
         return 0
     if not args.config:
@@ -70,6 +82,7 @@ def main(argv=None) -> int:
     if missing or unexpected:
         raise GencodecError(f"checkpoint does not match the config's model ({len(missing)} missing, "
                             f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]})")
+    _set_colour_offset(model, args.colour_offset)
     steps = int((ckpt / "COMPLETE").read_text().strip() or 0)
     export_model(model, args.out, steps, half=args.half, weights=args.weights)
     print(f"exported {args.out} ({steps} steps, {args.weights or ('float16' if args.half else 'float32')})")

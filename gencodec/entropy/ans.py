@@ -103,6 +103,13 @@ class SymbolWriter:
             self._chunks.append((values, _ESCAPE_MODEL))
             self.information_bits += ESCAPE_BITS * values.size
 
+    def write_uniform(self, values: np.ndarray, size: int) -> None:
+        """Integers in [0, size), each coded with probability 1/size."""
+        values = np.ascontiguousarray(values, dtype=np.int32)
+        if values.size:
+            self._chunks.append((values, stream.model.Uniform(size)))
+            self.information_bits += values.size * math.log2(size)
+
     def finish(self) -> bytes:
         coder = stream.stack.AnsCoder()
         coder.encode_reverse(np.ones(1, dtype=np.int32), _MARKER_MODEL)  # state 2**23, then >= 2**37
@@ -137,6 +144,17 @@ class SymbolReader:
         if count == 0:
             return np.zeros(0, dtype=np.int32)
         return self._decode(table.model, count)
+
+    def read_uniform(self, count: int, size: int) -> np.ndarray:
+        """What write_uniform wrote: `count` integers in [0, size)."""
+        if count == 0:
+            return np.zeros(0, dtype=np.int32)
+        return self._decode(stream.model.Uniform(size), count)
+
+    @staticmethod
+    def uniform_min_bits(count: int, size: int) -> float:
+        """The least a stream grows by for `count` uniform symbols (for `require`; module docstring)."""
+        return count * _ANS_EFFICIENCY * math.log2(size)
 
     def read_escapes(self, count: int) -> np.ndarray:
         if count == 0:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import colour_offset
 from ..nn.hyper import HyperAnalysis, HyperSynthesisMean
 from .ans import CategoricalTable, SymbolReader, SymbolWriter
 from .escape import ESCAPE_BITS, MAX_RESIDUAL, merge_escapes, split_escapes
@@ -72,6 +73,7 @@ class LatentCode:
     z_hat: torch.Tensor      # (C_z, h/4, w/4) int64
     symbols: torch.Tensor    # (C_y, h, w) int64, s = round(y_g - mu_g)
     indexes: torch.Tensor    # (C_y, h, w) int64 scale indexes
+    colour_offset: np.ndarray | None = None  # (3,) int32 levels, for a model that codes one (gencodec.colour_offset)
 
 
 class HyperpriorLatentCodec(nn.Module):
@@ -275,6 +277,8 @@ class HyperpriorLatentCodec(nn.Module):
         (width, height) is sealed into the stream (gencodec.entropy.ans)."""
         tables = self._coding_tables()
         writer = SymbolWriter(image_size)
+        if code.colour_offset is not None:  # first decoded: it needs nothing else
+            writer.write_uniform(colour_offset.to_symbols(code.colour_offset), 1 << colour_offset.BITS)
         k = self.z_prior.half_width
         z = code.z_hat.reshape(code.z_hat.shape[0], -1).numpy()
         z_cols, z_esc = split_escapes(z, np.array(k))
@@ -296,9 +300,10 @@ class HyperpriorLatentCodec(nn.Module):
         return writer.finish(), writer.information_bits
 
     def decode(self, payload: bytes, level: int, height: int, width: int, image_size: tuple[int, int],
-               device: torch.device | str = "cpu") -> LatentCode:
+               device: torch.device | str = "cpu", with_colour_offset: bool = False) -> LatentCode:
         """Payload -> LatentCode for a latent of (height, width) of an image of `image_size` (width,
-        height); raises CorruptFileError on damage.
+        height); raises CorruptFileError on damage. `with_colour_offset`: the stream starts with one
+        (models whose config has colour_offset).
 
         The work is bounded by the payload: a payload shorter than the least any valid stream of this
         size and level holds is refused before anything is decoded, and again before the scale network
@@ -311,7 +316,12 @@ class HyperpriorLatentCodec(nn.Module):
         z_tables = tables["z"][level * cz:(level + 1) * cz]
         y_least = self.latent_channels * height * width * min(table.min_bits for table in tables["y"])
         z_least = zh * zw * sum(table.min_bits for table in z_tables)
-        reader.require(z_least + y_least, f"an image of {image_size[0]}x{image_size[1]} at level {level}")
+        offset_size = 1 << colour_offset.BITS
+        offset_least = SymbolReader.uniform_min_bits(colour_offset.CHANNELS, offset_size) if with_colour_offset else 0
+        reader.require(offset_least + z_least + y_least,
+                       f"an image of {image_size[0]}x{image_size[1]} at level {level}")
+        offset = (colour_offset.from_symbols(reader.read_uniform(colour_offset.CHANNELS, offset_size))
+                  if with_colour_offset else None)
         z_cols = np.stack([reader.read(zh * zw, table) for table in z_tables])
         z_escaped = int((z_cols == 2 * k + 1).sum())
         z = merge_escapes(z_cols, np.array(k), reader.read_escapes(z_escaped))
@@ -333,7 +343,7 @@ class HyperpriorLatentCodec(nn.Module):
         sym = np.empty(sym_sorted.shape, dtype=np.int64)
         sym[order] = sym_sorted
         symbols = torch.from_numpy(sym).reshape(self.latent_channels, height, width)
-        return LatentCode(z_hat[0].long(), symbols, indexes)
+        return LatentCode(z_hat[0].long(), symbols, indexes, offset)
 
     @torch.no_grad()
     def reconstruct(self, code: LatentCode, level: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
