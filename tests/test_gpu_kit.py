@@ -68,6 +68,6 @@ def test_the_dry_run_goes_through_every_step_in_under_a_minute(pack, tmp_path):
 def test_a_budget_too_small_or_no_wheels_is_one_line(pack, tmp_path):
     small = _kit("--dry-run", "--budget-s", "1", "--pack", str(pack), "--out", str(tmp_path / "a"),
                  "--kit", str(tmp_path / "no-kit"))
-    assert small.returncode == 1 and "gpu_kit.py: error: the budget leaves" in small.stderr
+    assert small.returncode == 1 and "gpu_kit.py: error: the budget leaves no time" in small.stderr
     no_wheels = _kit("--budget-s", "500", "--out", str(tmp_path / "b"), "--kit", str(tmp_path / "no-kit"))
     assert no_wheels.returncode == 1 and "gpu_kit.py: error: no wheels in" in no_wheels.stderr

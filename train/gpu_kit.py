@@ -260,6 +260,10 @@ def wheel_version(wheel: Path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    least = MIN_BURST_S["dry" if args.dry_run else "gpu"] + RESERVE_S["dry" if args.dry_run else "gpu"]
+    if args.budget_s < least:  # before any work: a window too short for a burst is better spent otherwise
+        raise KitError(f"the budget leaves no time for the burst: give --budget-s at least {least:.0f} "
+                       "beyond the time the other steps take")
     kit = Kit(args)
     error = None
     try:
