@@ -123,10 +123,10 @@ def test_accelerate_launch_on_one_gpu_resumes_from_its_checkpoint(stand_ins, tmp
               "--config", str(config), "--data", str(stand_ins / "photos"), "--out", str(out), "--stages", "codec",
               *(["--cpu"] if DEVICE == "cpu" else [])]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    first = subprocess.run(launch + ["--steps", "4"], env=env, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(launch + ["--steps", "4"], env=env, capture_output=True, text=True, timeout=150)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     second = subprocess.run(launch + ["--steps", "6", "--resume", "latest"], env=env, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=150)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "resumed from" in second.stdout and "at step 4" in second.stdout
     rows = list(csv.DictReader(open(out / "codec" / "metrics.csv")))

@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,8 @@ MIN_BURST_S = {"gpu": 90.0, "dry": 2.0}
 #: The issue's targets, printed beside the measurements.
 PRE_BURST_TARGET_S = 240
 SPEEDUP_TARGET = 200
+#: The longest the GPU tests and the benchmark may take on a GPU: a hang must not eat the window.
+STEP_LIMIT_S = {"tests": 180.0, "bench": 150.0}
 
 
 class KitError(Exception):
@@ -100,21 +103,27 @@ class Kit:
         self.log.flush()
 
     def run(self, name: str, command: list[str], check: bool = True, timeout: float | None = None) -> tuple[int, str]:
-        """Run a command with the kit's environment, its output printed and logged; returns (code, output)."""
+        """Run a command with the kit's environment, its output printed and logged, killed after `timeout`
+        seconds; returns (exit code, output)."""
         self.say(f"$ {' '.join(command)}")
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, start_new_session=True,
                                    stderr=subprocess.STDOUT, text=True, errors="replace")
+        # Its own process group, killed whole: children (accelerate launch) would hold the output open.
+        watchdog = threading.Timer(timeout, os.killpg, (process.pid, 9)) if timeout else None
+        if watchdog:
+            watchdog.start()
         lines = []
-        deadline = None if timeout is None else time.monotonic() + timeout
         for line in process.stdout:
             line = line.rstrip("\n")
             if "\r" in line:  # progress bars: keep their last state
                 line = line.rsplit("\r", 1)[-1]
             lines.append(line)
             self.say(line)
-            if deadline is not None and time.monotonic() > deadline:
-                process.kill()
         code = process.wait()
+        if watchdog:
+            watchdog.cancel()
+            if watchdog.finished.is_set() and code != 0:
+                self.say(f"{name}: stopped after {timeout:.0f} s")
         if check and code != 0:
             raise KitError(f"{name} failed (exit {code}); see kit.log")
         return code, "\n".join(lines)
@@ -167,7 +176,8 @@ class Kit:
     # -- 2. tests ----------------------------------------------------------------------------------
     def tests(self) -> None:
         code, output = self.run("gpu tests", [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-rs",
-                                              "-p", "no:cacheprovider", "tests/test_gpu.py"], check=False)
+                                              "-p", "no:cacheprovider", "tests/test_gpu.py"], check=False,
+                                timeout=STEP_LIMIT_S["tests"])
         summary = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
         self.tests_passed = code == 0
         self.report += ["## GPU tests", "", f"`pytest -m gpu tests/test_gpu.py`: "
@@ -178,10 +188,13 @@ class Kit:
         rows = self.work / "bench.json"
         sizes = ["--sizes", "64x64", "--batches", "1", "--models", "pixel", "--device", "cpu", "--no-warm-up"] \
             if self.mode == "dry" else []
-        _, output = self.run("benchmark", [sys.executable, "train/gpu_bench.py", "--out", str(rows), *sizes])
+        code, output = self.run("benchmark", [sys.executable, "train/gpu_bench.py", "--out", str(rows), *sizes],
+                                check=False, timeout=STEP_LIMIT_S["bench"])
         table = [line for line in output.splitlines() if line.startswith("|")]
         targets = [line for line in output.splitlines() if line.startswith("target:")]
-        self.report += ["## Benchmark", "", *table, "", *targets, ""]
+        rows_done = [line for line in output.splitlines() if re.match(r"\S+ \d+x\d+ batch \d+: ", line)]
+        self.report += ["## Benchmark", "", *(table or rows_done), "", *targets,
+                        *([f"(stopped: exit {code}; see kit.log)"] if code else []), ""]
 
     # -- 4. burst ----------------------------------------------------------------------------------
     def burst(self) -> None:
@@ -208,13 +221,16 @@ class Kit:
                                     stdout=cpu_log, stderr=subprocess.STDOUT)
         self.say(f"burst: {seconds:.0f} s of stage '{args.stage}' of {config}"
                  + (f", going on from {resume}" if resume else "") + "; the same recipe on one CPU core beside it")
-        self.run("burst", [*common, "--until", f"{until:.1f}", "--out", str(self.out)])
         try:
+            self.run("burst", [*common, "--until", f"{until:.1f}", "--out", str(self.out)])
             baseline.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            baseline.kill()
-            baseline.wait()
-        cpu_log.close()
+            pass
+        finally:  # the baseline never outlives the burst
+            if baseline.poll() is None:
+                baseline.kill()
+                baseline.wait()
+            cpu_log.close()
         cpu_lines = (self.work / "cpu_core.log").read_text().strip().splitlines()
         self.say(f"one CPU core: {cpu_lines[-1] if cpu_lines else 'no output'}")
         gpu = json.loads((self.out / "burst.json").read_text())
