@@ -97,7 +97,7 @@ def test_demo_measures_lpips_when_weights_are_given(untrained_codec, tmp_path, c
                  "--out", str(tmp_path / "o"), "--lpips-weights", str(LPIPS_WEIGHTS)]) == 0
     captured = capsys.readouterr()
     row = [line for line in captured.err.splitlines() + captured.out.splitlines() if line.startswith("p ")][0]
-    assert 0 < float(row.split()[5]) <= 1.5   # photo level bytes bpp PSNR LPIPS ...
+    assert 0 < float(row.split()[6]) <= 1.5   # photo level bytes bpp PSNR thumb LPIPS ...
     assert "LPIPS" in (tmp_path / "o" / "index.html").read_text()
     assert (tmp_path / "o" / "rd_lpips.png").exists()
 

@@ -47,7 +47,9 @@ def test_the_page_shows_the_original_ours_at_each_realism_and_the_classical_winn
     for text in ("original", "realism 0", "realism 1", f"{row.bytes} bytes",
                  f"webp (best at or under {row.bytes} bytes)", f"{row.classical.bytes} bytes"):
         assert text in page
-    assert f"PSNR {row.classical.psnr:.2f} dB" in page  # no LPIPS net: captions give PSNR
+    # No LPIPS net: captions give the fidelity measures alone.
+    assert f"PSNR {row.classical.psnr:.1f} dB" in page and f"thumb {row.classical.thumb_psnr:.1f} dB" in page
+    assert "colour bias R/G/B" in page and "LPIPS 0" not in page
 
 
 def test_every_file_the_page_names_exists_and_nothing_comes_from_the_network(shown):
@@ -74,8 +76,8 @@ def test_each_photo_s_crops_are_one_window_enlarged(shown):
 def test_the_table_names_the_classical_winner(shown):
     demo, _, lines = shown
     (row,) = demo.rows
-    assert "classical" in lines[0] and "PSNR r=1" in lines[0]
-    assert lines[1].split()[-4:-2] == ["webp", str(row.classical.bytes)]
+    assert "classical" in lines[0] and "PSNR r=1" in lines[0] and "thumb r=1" in lines[0]
+    assert lines[1].split()[-5:-3] == ["webp", str(row.classical.bytes)]
 
 
 def test_a_budget_no_classical_codec_can_meet_is_said_in_the_tile(untrained_codec, tmp_path):

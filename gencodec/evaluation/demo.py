@@ -95,7 +95,9 @@ class _Writer:
         file, crop = self.save(decoded, stem)
         lpips = None if self.lpips_net is None else metrics.lpips(self.lpips_net, decoded, self.original)
         return Shown(file=file, crop=crop, coded_file=coded_file, bytes=size, bpp=8 * size / self.pixels,
-                     psnr=metrics.psnr(decoded, self.original), lpips=lpips, **extra)
+                     psnr=metrics.psnr(decoded, self.original), lpips=lpips,
+                     thumb_psnr=metrics.thumb_psnr(decoded, self.original),
+                     colour_bias=metrics.colour_bias(decoded, self.original), **extra)
 
 
 def _classical(writer: _Writer, stem: str, max_bytes: int, baselines: list[str]) -> Shown | None:
@@ -165,7 +167,7 @@ class _Table:
         self.demo, self.width = demo, width
 
     def _metrics(self) -> list[str]:
-        return ["PSNR"] + (["LPIPS"] if self.demo.lpips else [])
+        return ["PSNR", "thumb"] + (["LPIPS"] if self.demo.lpips else [])
 
     def _columns(self) -> list[str]:
         columns = ["level", "bytes", "bpp"]
@@ -194,7 +196,7 @@ class _Table:
         return self._join(row.photo, values)
 
     def _measured(self, shown: Shown) -> list[str]:
-        values = [f"{shown.psnr:.2f}"]
+        values = [f"{shown.psnr:.2f}", "-" if shown.thumb_psnr is None else f"{shown.thumb_psnr:.2f}"]
         if self.demo.lpips:
             values.append("-" if shown.lpips is None else f"{shown.lpips:.3f}")
         return values

@@ -47,10 +47,16 @@ def _realism_name(realism: float) -> str:
 
 
 def _quality(demo: Demo, shown: Shown) -> str:
-    """The caption's measure: LPIPS when it was measured, else PSNR."""
+    """The caption's measures: fidelity (PSNR, thumb-PSNR, colour bias) beside LPIPS when it was measured."""
+    parts = [f"PSNR {shown.psnr:.1f} dB"]
+    if shown.thumb_psnr is not None:
+        parts.append(f"thumb {shown.thumb_psnr:.1f} dB")
     if demo.lpips and shown.lpips is not None:
-        return f"LPIPS {shown.lpips:.3f}"
-    return f"PSNR {shown.psnr:.2f} dB"
+        parts.append(f"LPIPS {shown.lpips:.3f}")
+    text = " &middot; ".join(parts)
+    if shown.colour_bias is not None:
+        text += "<br>colour bias R/G/B " + "/".join(f"{v:+.0f}" for v in shown.colour_bias)
+    return text
 
 
 def _tile(demo: Demo, shown: Shown, title: str, extra: str = "") -> str:
@@ -165,9 +171,14 @@ def _lead(demo: Demo) -> str:
              f"on the original) at {CROP_ZOOM}&times; zoom, nearest neighbour. Bytes are whole files, ours with "
              "its header" + (", classical ones with their format headers and no metadata" if demo.baselines else "")
              + "; bpp is bits per pixel of the original. ")
-    text += ("LPIPS (AlexNet): lower is closer to the original." if demo.lpips
-             else "PSNR: higher is closer to the original (it favours blur over invented texture; "
-                  "LPIPS with --lpips-weights judges texture better).")
+    text += ("PSNR: higher is closer to the original. Thumb: the PSNR of both images shrunk 8 times (area "
+             "average), which sees layout and colour and is blind to texture; colour bias: the mean of the decoded "
+             "image minus the original's per channel, in levels. ")
+    if demo.baselines:
+        text += "A classical file often keeps the scene better by these, while ours draws sharper texture. "
+    text += ("LPIPS (AlexNet): lower is closer to the original; it punishes blur far more than wrong colours or "
+             "invented texture, so read it beside the fidelity measures." if demo.lpips
+             else "LPIPS with --lpips-weights judges texture too.")
     return text
 
 

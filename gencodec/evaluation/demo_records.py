@@ -25,6 +25,8 @@ class Shown:
     psnr: float
     lpips: float | None
     codec: str = "gencodec"
+    thumb_psnr: float | None = None          # layout and colour (gencodec.evaluation.metrics.thumb_psnr)
+    colour_bias: list[float] | None = None   # mean decoded - original per channel, R G B, in levels
     settings: str = ""   # how a classical file was made (quality, scale)
 
 
