@@ -233,18 +233,25 @@ def candidates(image: np.ndarray, codec: str, max_bytes: int,
     original = _to_pil(image)
     width, height = original.size
     rank = score or (lambda decoded: psnr(decoded, image))
-    found_files = []
-    for scale in SCALES:
+    top_quality = QUALITY_RANGE[codec][1]
+    fitting: list[tuple[float, int, bytes]] = []
+    # Smallest scale first: once even the lowest quality of a scale does not fit, no larger image can (its
+    # smallest file is larger), so the slow full-size encodes of a small budget are never tried.
+    for scale in sorted(SCALES):
         if min(_scaled_size(width, height, scale)) < MIN_SIDE:
             continue
         found = _highest_fitting(_resize(original, scale), codec, max_bytes)
         if found is None:
-            continue
-        quality, data = found
+            break
+        fitting.append((scale, *found))
+    # Where the top quality fits, a smaller scale can only lose detail: only the largest such scale is kept.
+    top_scales = [scale for scale, quality, _ in fitting if quality == top_quality]
+    if top_scales:
+        fitting = [f for f in fitting if f[0] >= max(top_scales)]
+    found_files = []
+    for scale, quality, data in sorted(fitting, key=lambda f: -f[0]):
         decoded = decode(data, codec, (width, height))
         found_files.append(BaselineResult(codec, quality, scale, len(data), data, decoded, rank(decoded)))
-        if quality == QUALITY_RANGE[codec][1]:
-            break  # top quality already fits: smaller scales can only lose detail
     return found_files
 
 
