@@ -9,7 +9,8 @@ One model serves every rate level: a level is a pair of per-channel gain
 vectors (Cui et al. 2021) plus level biases in the integer scale network and
 its own factorized prior for z.
 
-The coded order, which the decoder follows: z^ channel by channel (raster
+The coded order, which the decoder follows: the colour offset where the
+model codes one (gencodec.colour_offset), z^ channel by channel (raster
 order inside a channel), z escapes, then the symbols of y grouped by scale
 index (ascending; raster order of (channel, row, column) inside a group),
 then y escapes.
