@@ -77,6 +77,7 @@ def test_float64_encoder_float32_decoder(rich_codec, photo):
     _assert_decodes_exactly(rich_codec, code64, data)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_encoder_cpu_decoder_and_back(rich_codec, photo):
     gpu = Codec(copy.deepcopy(rich_codec.model), device="cuda")

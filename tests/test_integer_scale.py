@@ -96,6 +96,7 @@ def test_training_path_matches_exact_path(net):
     assert agree > 0.999
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_indexes_equal_cpu_indexes(net):
     import copy

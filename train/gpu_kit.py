@@ -9,7 +9,7 @@ It is made for a lent GPU machine with no network, where the kit folder
 
   1. install  the wheels in KIT/wheels (offline, into a temporary folder on PYTHONPATH), then print the
               versions of everything the code needs and check that the carried ones are the ones in use;
-  2. tests    `pytest -m gpu tests/test_gpu.py`: bf16 training steps, accelerate launch with resume,
+  2. tests    `pytest -m gpu` over GPU_TEST_FILES: bf16 training steps, accelerate launch with resume,
               files encoded on the GPU decoding on the CPU to the same symbols and bytes;
   3. bench    train/gpu_bench.py: compress and decompress at 768x512 and 1920x1080, batch 1 and 16,
               both shipped models;
@@ -51,6 +51,8 @@ MIN_BURST_S = {"gpu": 90.0, "dry": 2.0}
 #: The issue's targets, printed beside the measurements.
 PRE_BURST_TARGET_S = 240
 SPEEDUP_TARGET = 200
+#: The files that hold tests marked `gpu`.
+GPU_TEST_FILES = ("tests/test_gpu.py", "tests/test_determinism.py", "tests/test_integer_scale.py")
 #: The longest the GPU tests and the benchmark may take on a GPU: a hang must not eat the window.
 STEP_LIMIT_S = {"tests": 180.0, "bench": 150.0}
 
@@ -176,11 +178,11 @@ class Kit:
     # -- 2. tests ----------------------------------------------------------------------------------
     def tests(self) -> None:
         code, output = self.run("gpu tests", [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-rs",
-                                              "-p", "no:cacheprovider", "tests/test_gpu.py"], check=False,
+                                              "-p", "no:cacheprovider", *GPU_TEST_FILES], check=False,
                                 timeout=STEP_LIMIT_S["tests"])
         summary = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
         self.tests_passed = code == 0
-        self.report += ["## GPU tests", "", f"`pytest -m gpu tests/test_gpu.py`: "
+        self.report += ["## GPU tests", "", f"`pytest -m gpu {' '.join(GPU_TEST_FILES)}`: "
                         f"{summary[-1].strip('= ') if summary else 'no summary'} (exit {code})", ""]
 
     # -- 3. bench ----------------------------------------------------------------------------------
