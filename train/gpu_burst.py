@@ -58,7 +58,7 @@ def parse_args(argv=None):
     when.add_argument("--seconds", type=float, help="how long to train, from the start of the script (the last "
                                                     "step ends after it)")
     when.add_argument("--until", type=float, help="train until this time (seconds since the epoch, as time.time())")
-    p.add_argument("--out", type=Path, required=True, help="folder for the run, resume/, metrics.csv, burst.json")
+    p.add_argument("--out", type=Path, required=True, help="folder for resume/, metrics.csv and burst.json")
     p.add_argument("--work", type=Path, help="run folder; default: a temporary folder, removed at the end")
     p.add_argument("--resume-from", type=Path, help="a folder with the parts of an earlier burst's weights")
     p.add_argument("--init", help="model folder the stage starts from, for a stage that needs a warm start")
