@@ -265,3 +265,4 @@ def test_untrained_latent_models_load_by_class_name(model, tmp_path):
     assert isinstance(loaded, LatentCodecModel)
     assert loaded.fingerprint() == model.fingerprint()
     assert os.path.getsize(tmp_path / "m" / WEIGHTS_NAME) > 0
+
