@@ -39,9 +39,17 @@ COLUMNS = {
 }
 
 
-def _mean(values) -> float | None:
+def mean_of(values) -> float | None:
+    """The mean of the values that are not None; None when there are none."""
     values = [float(v) for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def format_value(value, template: str) -> str:
+    """A table cell: `template` filled with the value, or "-" for a missing or non-finite one."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return template.format(value)
 
 
 def _usable(record: dict) -> bool:
@@ -91,16 +99,16 @@ def fidelity_table(results: dict, realisms: tuple[float, float] = (0.0, 1.0)) ->
         ours0, ours1 = [p[r0] for p in photos], [p[r1] for p in photos]
         cl = [best_classical_by_lpips(p["classical"]) for p in photos]
         clp = [best_classical_by_psnr(p["classical"]) for p in photos]
-        row = {"level": level, "images": len(photos), "bytes": _mean(r["bytes"] for r in ours0),
-               "bpp": _mean(r["bpp"] for r in ours0)}
+        row = {"level": level, "images": len(photos), "bytes": mean_of(r["bytes"] for r in ours0),
+               "bpp": mean_of(r["bpp"] for r in ours0)}
         for prefix, group in (("r0", ours0), ("r1", ours1), ("cl", cl)):
             group = [r for r in group if r is not None]
-            row.update({f"{prefix}_psnr": _mean(r.get("psnr") for r in group),
-                        f"{prefix}_thumb": _mean(r.get("thumb_psnr") for r in group),
-                        f"{prefix}_bias": _mean(r.get("abs_colour_bias") for r in group),
-                        f"{prefix}_lpips": _mean(r.get("lpips") for r in group)})
-        row.update(clp_psnr=_mean(r["psnr"] for r in clp if r is not None),
-                   clp_thumb=_mean(r.get("thumb_psnr") for r in clp if r is not None))
+            row.update({f"{prefix}_psnr": mean_of(r.get("psnr") for r in group),
+                        f"{prefix}_thumb": mean_of(r.get("thumb_psnr") for r in group),
+                        f"{prefix}_bias": mean_of(r.get("abs_colour_bias") for r in group),
+                        f"{prefix}_lpips": mean_of(r.get("lpips") for r in group)})
+        row.update(clp_psnr=mean_of(r["psnr"] for r in clp if r is not None),
+                   clp_thumb=mean_of(r.get("thumb_psnr") for r in clp if r is not None))
         pairs = [(o.get("thumb_psnr"), c.get("thumb_psnr")) for o, c in zip(ours1, cl) if c is not None]
         pairs = [(o, c) for o, c in pairs if o is not None and c is not None]
         within = sum(o >= c - MARGIN_DB for o, c in pairs)
@@ -116,10 +124,7 @@ def fidelity_table(results: dict, realisms: tuple[float, float] = (0.0, 1.0)) ->
 
 
 def _cell(row: dict, column: str) -> str:
-    value = row.get(column)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return COLUMNS[column][1].format(value)
+    return format_value(row.get(column), COLUMNS[column][1])
 
 
 def format_fidelity(rows: list[dict]) -> str:

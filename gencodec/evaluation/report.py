@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import GencodecError
-from .fidelity import best_classical_by_lpips, fidelity_table, html_fidelity
+from .fidelity import best_classical_by_lpips, fidelity_table, format_value, html_fidelity, mean_of
 
 RESULTS = "results.json"
 PLOTS = "plots"
@@ -76,11 +75,6 @@ def _is_skipped(record: dict) -> bool:
     return bool(record.get("skipped"))
 
 
-def _mean(values) -> float | None:
-    values = [float(v) for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
 def _codec_order(results: dict, codecs) -> list[str]:
     """gencodec first, then the classical codecs in the order eval was given them, then any others."""
     baselines = list((results.get("settings") or {}).get("baselines") or [])
@@ -103,7 +97,7 @@ def summary_table(results: dict) -> list[dict]:
         measured = [r for r in groups[key] if not _is_skipped(r)]
         row = {"codec": codec, "level": level, "realism": realism,
                "images": len(measured), "skipped": len(groups[key]) - len(measured)}
-        row.update({m: _mean(r.get(m) for r in measured) for m in _MEANS})
+        row.update({m: mean_of(r.get(m) for r in measured) for m in _MEANS})
         dist = distribution.get(key, {})
         row.update(fid=dist.get("fid"), kid=dist.get("kid"))
         rows.append(row)
@@ -111,12 +105,7 @@ def summary_table(results: dict) -> list[dict]:
 
 
 def _cell(row: dict, column: str) -> str:
-    value = row.get(column)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if column == "realism":
-        return f"{value:g}"
-    return _FORMATS.get(column, "{}").format(value)
+    return format_value(row.get(column), "{:g}" if column == "realism" else _FORMATS.get(column, "{}"))
 
 
 def format_table(rows: list[dict]) -> str:
