@@ -5,10 +5,10 @@
 # Submit from the repository root, with the Python environment active (sbatch
 # passes your environment on to the job):
 #
-#   sbatch train/slurm.sh                                  # 2 nodes x 8 GPUs, configs/base.yaml -> runs/base
+#   sbatch train/slurm.sh                                  # 2 nodes x 8 GPUs, configs/gpu/latent_8gpu.yaml -> runs/base
 #   sbatch --nodes=4 train/slurm.sh                        # 4 nodes x 8 GPUs
 #   sbatch --nodes=4 --gpus-per-node=4 train/slurm.sh      # 4 GPUs per node
-#   CONFIG=configs/base.yaml OUT=runs/exp1 sbatch train/slurm.sh
+#   CONFIG=configs/gpu/pixel_8gpu.yaml OUT=runs/exp1 sbatch train/slurm.sh
 #   sbatch train/slurm.sh --stages codec                   # extra arguments go to train/train.py
 #
 # Requeueing: the job always runs train.py with `--resume latest`, so a job
@@ -33,7 +33,7 @@
 set -eu
 cd "${SLURM_SUBMIT_DIR:-.}"
 
-CONFIG=${CONFIG:-configs/base.yaml}
+CONFIG=${CONFIG:-configs/gpu/latent_8gpu.yaml}  # the shipped default's family
 OUT=${OUT:-runs/base}
 # GPUs on each node: what SLURM allocated (--gpus-per-node), unless GPUS_PER_NODE is set.
 GPUS_PER_NODE=${GPUS_PER_NODE:-${SLURM_GPUS_ON_NODE:-8}}
