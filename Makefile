@@ -4,22 +4,21 @@
 # one for a quicker check while working:
 #   make test-quick   the suite without the tests marked slow (training subprocesses,
 #                     accelerate launch, classical-codec searches on Kodak, the app in a browser)
-# and one for the codec alone (compress, decompress, info), with torch's CPU-only build on a machine
-# without a GPU:
+# and one for the codec alone (compress, decompress, info):
 #   make install-core
 #
 # torch comes in two builds: CPU-only, or PyPI's default, which brings CUDA on Linux (about 4.5 GB more).
-# TORCH=cpu or TORCH=cuda chooses. By default `make install-core` takes the CPU-only build where
-# nvidia-smi does not run, and the installs with extras take PyPI's build: they need torchvision built for
-# the same torch, so TORCH=cpu takes both from the CPU-only index. The stamps below do not record the
-# choice: `make clean` before switching.
+# TORCH=cpu or TORCH=cuda chooses. By default (TORCH=auto) every install takes the CPU-only build, from
+# the CPU-only index, where nvidia-smi does not run, torchvision with it for the extras (the two must be
+# built for each other); where that index cannot be reached (a machine that sees only PyPI), it says so
+# and takes PyPI's build. TORCH=cpu fails instead. The stamps below do not record the choice: `make clean`
+# before switching.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 TORCH ?= auto
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 CORE_TORCH := $(if $(filter auto,$(TORCH)),$(if $(shell command -v nvidia-smi 2>/dev/null),cuda,cpu),$(TORCH))
-EXTRAS_TORCH := $(if $(filter auto,$(TORCH)),cuda,$(TORCH))
 
 ifeq ($(filter $(TORCH),auto cpu cuda),)
 $(error TORCH must be cpu, cuda or auto, not '$(TORCH)')
@@ -32,8 +31,12 @@ $(VENV)/bin/python:
 
 # $(1) cpu: the packages $(2) first, from the CPU-only index; pip then keeps them when it installs gencodec.
 # The line printed at the end of an install says which build it got.
+# With torchvision, --isolated: both from that index alone, not from find-links or extra indexes in pip's
+# configuration, which could pair a CPU torch with a torchvision built for another torch.
 define install_torch
-	$(if $(filter cpu,$(1)),$(BIN)/python -m pip install --quiet --retries 1 --index-url $(TORCH_CPU_INDEX) $(2))
+	$(if $(filter cpu,$(1)),$(BIN)/python -m pip install $(if $(findstring torchvision,$(2)),--isolated) --quiet --retries 1 --timeout 20 \
+		--index-url $(TORCH_CPU_INDEX) $(2)$(if $(filter auto,$(TORCH)), \
+		|| echo "the CPU-only index $(TORCH_CPU_INDEX) cannot be reached: taking PyPI's build of torch"))
 endef
 define show_torch
 	@$(BIN)/python -c "from importlib.metadata import version; v = version('torch'); \
@@ -42,7 +45,7 @@ endef
 
 # One stamp per set of extras: `make demo` installs only what the demo needs.
 $(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
-	$(call install_torch,$(EXTRAS_TORCH),torch torchvision)
+	$(call install_torch,$(CORE_TORCH),torch torchvision)
 	$(BIN)/python -m pip install --quiet -e '.[$*]'
 	$(show_torch)
 	touch $@
