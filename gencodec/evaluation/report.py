@@ -30,6 +30,7 @@ METRICS = {
     "psnr": ("PSNR (dB)", True),
     "thumb_psnr": ("thumb-PSNR, 1/8 area-downsampled (dB)", True),
     "abs_colour_bias": ("mean |colour bias| (8-bit levels)", False),
+    "mesh": ("mesh: RMS of the error's period-8 pattern (8-bit levels)", False),
     "ms_ssim": ("MS-SSIM", True),
     "lpips": ("LPIPS", False),
     "dists": ("DISTS", False),
@@ -37,9 +38,10 @@ METRICS = {
     "kid": ("KID", False),
 }
 #: Per-record values averaged in the table; fid and kid come from `distribution` instead.
-_MEANS = ("bytes", "bpp", "psnr", "thumb_psnr", "abs_colour_bias", "ms_ssim", "lpips", "dists")
+_MEANS = ("bytes", "bpp", "psnr", "thumb_psnr", "abs_colour_bias", "mesh", "ms_ssim", "lpips", "dists")
 #: column -> format of a value in the printed and the HTML table.
-_FORMATS = {"bytes": "{:.1f}", "bpp": "{:.5f}", "psnr": "{:.2f}", "thumb_psnr": "{:.2f}", "abs_colour_bias": "{:.2f}", "ms_ssim": "{:.4f}", "lpips": "{:.4f}",
+_FORMATS = {"bytes": "{:.1f}", "bpp": "{:.5f}", "psnr": "{:.2f}", "thumb_psnr": "{:.2f}", "abs_colour_bias": "{:.2f}", "mesh": "{:.2f}",
+            "ms_ssim": "{:.4f}", "lpips": "{:.4f}",
             "dists": "{:.4f}", "fid": "{:.2f}", "kid": "{:.4f}"}
 COLUMNS = ("codec", "level", "realism", "images", "skipped") + _MEANS + ("fid", "kid")
 
@@ -299,8 +301,9 @@ def write_html_report(results: dict, dir: str | os.PathLike) -> Path:
     if fidelity:
         parts += ["<h2>Fidelity beside the classical files</h2>",
                   "<p>thumb: PSNR of the 1/8 area-downsampled images (layout and colour); |bias|: mean absolute "
-                  "per-channel colour bias in levels; cl: the best classical file at or under our bytes by LPIPS; "
-                  "cl-by-PSNR: the best by PSNR; A/B/C: the targets of gencodec.evaluation.fidelity.</p>",
+                  "per-channel colour bias in levels; mesh: RMS of the error's part that repeats every 8 pixels, "
+                  "in levels (the photos' own is under 1); cl: the best classical file at or under our bytes by "
+                  "LPIPS; cl-by-PSNR: the best by PSNR; A/B/C: the targets of gencodec.evaluation.fidelity.</p>",
                   html_fidelity(fidelity)]
     parts.append("<h2>Rate and quality</h2>")
     parts += [f"<img class='plot' src='{relative_url(f'{PLOTS}/rd_{m}.png')}' alt='{esc(METRICS[m][0])}'>"

@@ -27,6 +27,43 @@ def thumbnail_mse(a: torch.Tensor, b: torch.Tensor, factor: int) -> torch.Tensor
     return mse(a, b)
 
 
+def periodic_mse(a: torch.Tensor, b: torch.Tensor, period: int, window: int) -> torch.Tensor:
+    """Per-image MSE (N,) of the two images' period-`period` components, measured in windows.
+
+    In each `window` x `window` pixel window, each of the period^2 pixel phases
+    (row mod period, column mod period) has a mean; those means minus their
+    average are the window's part that repeats every `period` pixels. A
+    generator that works on space-to-depth folds of `period` pixels (or is
+    judged by LPIPS's stride-4 AlexNet) can draw a mesh there that LPIPS pays
+    little for; this term ties that part to the photo's, where natural images
+    have almost none.
+    """
+    # Small crops get one window each.
+    cells = max(1, min(window, a.shape[-2], a.shape[-1]) // period)
+
+    def phase_deviation(x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        folded = F.pixel_unshuffle(x, period)                      # (N, C * p^2, H/p, W/p)
+        means = F.avg_pool2d(folded, cells)                        # per window and phase
+        means = means.reshape(n, c, period * period, *means.shape[-2:])
+        return means - means.mean(dim=2, keepdim=True)
+    return mse(phase_deviation(a), phase_deviation(b))
+
+
+def random_offset_crop(a: torch.Tensor, b: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both images cut by one random offset of 0..shift-1 pixels per side (unchanged for shift <= 1).
+
+    LPIPS's AlexNet starts with a stride-4 convolution: on a fixed pixel grid
+    it sees a period-4 pattern at one phase only, and a generator learns which
+    phase it overlooks. A random offset per step takes that away.
+    """
+    if shift <= 1:
+        return a, b
+    dy, dx = (int(v) for v in torch.randint(0, shift, (2,)))
+    height, width = a.shape[-2] - shift + 1, a.shape[-1] - shift + 1
+    return (a[..., dy:dy + height, dx:dx + width], b[..., dy:dy + height, dx:dx + width])
+
+
 def rate_distortion(bpp: torch.Tensor, distortion: torch.Tensor, lmbda: torch.Tensor,
                     scale: float = 255.0 ** 2) -> torch.Tensor:
     """Mean over the batch of bpp + lambda * scale * MSE, each image with its level's lambda.

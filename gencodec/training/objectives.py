@@ -34,6 +34,11 @@ STAGES = ("codec", "decoder", "joint", "distill")
 #: same factor: gencodec.evaluation.metrics.THUMBNAIL).
 THUMBNAIL = 8
 
+#: The period the periodic term looks at, and its windows in pixels: the pixel family's denoiser folds by 4,
+#: and LPIPS's AlexNet has stride 4. 64-pixel windows keep the term to truly repeating patterns.
+PERIODIC = 4
+PERIODIC_WINDOW = 64
+
 
 @dataclass
 class LossWeights:
@@ -48,6 +53,9 @@ class LossWeights:
     consistency: float = 0.0   # x 255^2 x MSE between the THUMBNAIL-downsampled x_hat and x_bar, in pixels:
                                # realism 1 may add detail but not move what the file determines
                                # (layout, colours); LPIPS and the GAN alone pay little for moving them
+    periodic: float = 0.0      # x 255^2 x periodic_mse of x_hat and the photo (period PERIODIC, windows of
+                               # PERIODIC_WINDOW pixels): no mesh at the fold's period. Pixel family only
+    lpips_shift: int = 0       # LPIPS on both images cut by a random 0..n-1 pixel offset (losses.random_offset_crop)
     gan: str = "hinge"         # or "nonsaturating"
 
 
@@ -169,8 +177,8 @@ class GenerativeObjective:
             if image is None:
                 raise ValueError("the latent family's LPIPS and consistency terms need the batch's images")
             rendered, target, rendered_base = self._render_crop(x_hat, x_bar, image, need_base=bool(w.consistency))
-        perceptual = (losses.lpips_distance(self.lpips, rendered, target).mean() if rendered is not None
-                      else diffusion.new_zeros(()))
+        perceptual = (losses.lpips_distance(self.lpips, *losses.random_offset_crop(rendered, target, w.lpips_shift)
+                                            ).mean() if rendered is not None else diffusion.new_zeros(()))
         fake_logits = self.discriminator(x_hat.float(), y_hat.float())
         adversarial = (losses.hinge_g_loss if w.gan == "hinge" else losses.nonsaturating_g_loss)(fake_logits)
         loss = w.diffusion * diffusion + w.lpips * perceptual + w.adversarial * adversarial
@@ -180,6 +188,11 @@ class GenerativeObjective:
             drift = losses.thumbnail_mse(rendered, rendered_base, THUMBNAIL)
             loss = loss + w.consistency * 255.0 ** 2 * drift.mean()
             metrics["psnr_thumb_drift"] = _psnr(drift.detach())
+        if space.render is None:
+            # Always measured, weighted in only when asked for (the latent family's crops are too small).
+            periodic = losses.periodic_mse(x_hat.float(), x.float(), PERIODIC, PERIODIC_WINDOW)
+            loss = loss + w.periodic * 255.0 ** 2 * periodic.mean()
+            metrics["periodic"] = (255.0 ** 2 * periodic.mean()).detach()
         if rendered is not None:
             metrics["psnr"] = _psnr(losses.mse(rendered.detach().clamp(0, 1), target)).detach()
         if self.train_synthesis and not self.train_codec:
