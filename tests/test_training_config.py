@@ -174,6 +174,8 @@ def test_a_config_file_error_names_the_file(tmp_path):
                                                                   "from 0 to 1, got 1.5"),
     ({"name": "decoder", "steps": 1, "loss_weights": {"base": 10.0}}, "stage 'decoder': loss weight 'base' "
                                                                       "applies only with train_synthesis: true"),
+    ({"name": "decoder", "steps": 1, "loss_weights": {"periodic": -0.1}}, "stage 'decoder': loss weights "
+                                                                          "'periodic' and 'lpips_shift' must not be"),
     ({"name": "decoder", "steps": 1, "loss_weights": {"gan": "hinj"}}, "stage 'decoder': loss weight gan must be "
                                                                        "one of hinge, nonsaturating, got 'hinj'"),
     ({"name": "decoder", "steps": 1, "model": {"generative_decoder": None}}, "stage 'decoder' trains the generative "
@@ -196,6 +198,13 @@ def test_a_stage_a_run_cannot_use_is_one_line_naming_the_stage(stage, message):
     """The stage comes second, after a codec stage (its warm start)."""
     first = {"name": "first", "objective": "codec", "steps": 1}
     assert _error(_with(lambda c: c.update(stages=[first, stage]))).startswith(message)
+
+
+def test_the_periodic_term_is_refused_for_the_latent_family():
+    raw = yaml.safe_load(open(ROOT / "configs" / "tiny_latent.yaml"))
+    decoder = next(stage for stage in raw["stages"] if stage.get("objective", stage["name"]) == "decoder")
+    decoder["loss_weights"] = {**decoder.get("loss_weights", {}), "periodic": 0.1}
+    assert "loss weight 'periodic' applies to the pixel family only" in _error(raw)
 
 
 def test_the_rules_let_through_what_a_stage_can_use():

@@ -340,6 +340,11 @@ def _check_objective_settings(stage: Stage) -> None:
     if kind != "codec" and stage.loss_weights.base and not stage.train_synthesis:
         raise GencodecError(f"stage '{name}': loss weight 'base' applies only with train_synthesis: true "
                             "(a joint stage weighs the base reconstruction by its lambdas)")
+    if stage.loss_weights.periodic and stage.family != "pixel":
+        raise GencodecError(f"stage '{name}': loss weight 'periodic' applies to the pixel family only "
+                            "(the latent family's mesh is drawn by its frozen autoencoder decoder)")
+    if stage.loss_weights.periodic < 0 or stage.loss_weights.lpips_shift < 0:
+        raise GencodecError(f"stage '{name}': loss weights 'periodic' and 'lpips_shift' must not be negative")
     if kind == "distill":
         _check_distill(stage)
         return
