@@ -30,7 +30,7 @@ METRICS = {
     "psnr": ("PSNR (dB)", True),
     "thumb_psnr": ("thumb-PSNR, 1/8 area-downsampled (dB)", True),
     "abs_colour_bias": ("mean |colour bias| (8-bit levels)", False),
-    "mesh": ("mesh: RMS of the error's period-8 pattern (8-bit levels)", False),
+    "mesh": ("mesh: RMS of the period-8 error (levels)", False),
     "ms_ssim": ("MS-SSIM", True),
     "lpips": ("LPIPS", False),
     "dists": ("DISTS", False),
