@@ -189,7 +189,8 @@ class GenerativeObjective:
             loss = loss + w.consistency * 255.0 ** 2 * drift.mean()
             metrics["psnr_thumb_drift"] = _psnr(drift.detach())
         if space.render is None:
-            # Always measured, weighted in only when asked for (the latent family's crops are too small).
+            # Always measured, weighted in only when asked for. Pixel family only: the latent family works on
+            # latents, and its mesh is drawn by the frozen autoencoder decoder, which no decoder stage trains.
             periodic = losses.periodic_mse(x_hat.float(), x.float(), PERIODIC, PERIODIC_WINDOW)
             loss = loss + w.periodic * 255.0 ** 2 * periodic.mean()
             metrics["periodic"] = (255.0 ** 2 * periodic.mean()).detach()
