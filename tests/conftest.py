@@ -104,3 +104,29 @@ SMALL = dict(latent_channels=32, channels=(16, 24, 32, 48), blocks=(0, 0, 1, 1),
 def small_model(refine_channels: int = 0):
     from gencodec.pretrained import untrained_model
     return untrained_model(**SMALL, generative_decoder={**TINY_DECODER, "refine_channels": refine_channels})
+
+
+def moving_denoiser_model():
+    """A small model whose denoiser moves the picture (its last layer is zero at initialisation)."""
+    model = small_model()
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+class MeanAbsDistance(torch.nn.Module):
+    """Stands in for LPIPS: a per-image distance with a gradient, no weights to load."""
+
+    def forward(self, a, b):
+        return (a - b).abs().flatten(1).mean(1)
+
+
+def generative_objective(model, **weights):
+    """The decoder stages' objective on `model`, LPIPS stood in for, with these loss weights."""
+    import dataclasses
+    from gencodec.training.discriminator import ConditionalDiscriminator
+    from gencodec.training.objectives import GenerativeObjective, LossWeights
+    discriminator = ConditionalDiscriminator(model.config.latent_channels, channels=(8, 8, 8, 8))
+    return GenerativeObjective(MeanAbsDistance(), discriminator, dataclasses.replace(LossWeights(), **weights),
+                               train_codec=False, final_step_fraction=1.0)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
 from gencodec.training import losses
-from gencodec.training.discriminator import ConditionalDiscriminator
-from gencodec.training.objectives import THUMBNAIL, GenerativeObjective, LossWeights
+from gencodec.training.objectives import THUMBNAIL
 
-from .conftest import small_model
+from .conftest import generative_objective, moving_denoiser_model
 
 
 def test_thumbnail_mse_ignores_texture_inside_a_block_and_sees_a_cast():
@@ -23,31 +20,15 @@ def test_thumbnail_mse_ignores_texture_inside_a_block_and_sees_a_cast():
     assert torch.allclose(losses.thumbnail_mse(cast, x, 8), torch.full((2,), 0.06 ** 2 / 3), rtol=1e-4)
 
 
-class _MeanAbs(torch.nn.Module):
-    """Stands in for LPIPS: a per-image distance with a gradient, no weights to load."""
-
-    def forward(self, a, b):
-        return (a - b).abs().flatten(1).mean(1)
-
-
-def _objective(model, consistency: float) -> GenerativeObjective:
-    discriminator = ConditionalDiscriminator(model.config.latent_channels, channels=(8, 8, 8, 8))
-    weights = dataclasses.replace(LossWeights(), consistency=consistency)
-    return GenerativeObjective(_MeanAbs(), discriminator, weights, train_codec=False, final_step_fraction=1.0)
-
-
 def test_consistency_term_is_added_and_pulls_on_the_denoiser():
-    model = small_model()
-    with torch.no_grad():  # a denoiser that moves the picture: its last layer is zero at initialisation
-        for p in model.denoiser.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    model = moving_denoiser_model()
     x = torch.rand(2, 3, 64, 64)
     level, lambdas = torch.tensor([0, 1]), torch.ones(model.n_levels)
     losses_by_weight = {}
     for weight in (0.0, 1.0):
         torch.manual_seed(0)  # the same noise for both
         model.zero_grad()
-        loss, metrics = _objective(model, weight).generator_loss(model, x, level, lambdas)
+        loss, metrics = generative_objective(model, consistency=weight).generator_loss(model, x, level, lambdas)
         loss.backward()
         losses_by_weight[weight] = (loss.item(), metrics["psnr_thumb_drift"].item(),
                                     sum(p.grad.abs().sum().item() for p in model.denoiser.parameters()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from gencodec.evaluation import metrics
 from gencodec.training import losses
-from gencodec.training.discriminator import ConditionalDiscriminator
-from gencodec.training.objectives import PERIODIC, GenerativeObjective, LossWeights
+from gencodec.training.objectives import PERIODIC
 
-from .conftest import small_model, smooth_image
+from .conftest import generative_objective, moving_denoiser_model, smooth_image
 
 
 def _period_pattern(height: int, width: int, period: int, amplitude: float) -> np.ndarray:
@@ -74,26 +71,15 @@ def test_random_offset_crop_cuts_both_images_alike():
     assert len(offsets) > 8  # every step may see the grid at another phase
 
 
-class _MeanAbs(torch.nn.Module):
-    def forward(self, a, b):
-        return (a - b).abs().flatten(1).mean(1)
-
-
 def test_periodic_term_is_measured_and_weighted_in():
-    model = small_model()
-    with torch.no_grad():
-        for p in model.denoiser.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    model = moving_denoiser_model()
     x = torch.rand(2, 3, 64, 64)
     level, lambdas = torch.tensor([0, 1]), torch.ones(model.n_levels)
     results = {}
     for weight in (0.0, 1.0):
         torch.manual_seed(0)
-        discriminator = ConditionalDiscriminator(model.config.latent_channels, channels=(8, 8, 8, 8))
-        weights = dataclasses.replace(LossWeights(), periodic=weight, lpips_shift=4)
-        objective = GenerativeObjective(_MeanAbs(), discriminator, weights, train_codec=False,
-                                        final_step_fraction=1.0)
-        loss, m = objective.generator_loss(model, x, level, lambdas)
+        loss, m = generative_objective(model, periodic=weight, lpips_shift=4).generator_loss(
+            model, x, level, lambdas)
         results[weight] = (loss.item(), m["periodic"].item())
     (plain, measured), (weighted, measured_again) = results[0.0], results[1.0]
     assert measured == pytest.approx(measured_again) and measured > 0
