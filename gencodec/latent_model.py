@@ -74,6 +74,7 @@ class LatentCodecModel(CodecModel):
         diffusion: dict | None = None,
         trained_steps: int = 0,
         colour_offset: bool = False,
+        z_context: bool = False,
     ):
         super().__init__()
         if autoencoder not in AUTOENCODERS:

@@ -35,10 +35,12 @@ def state_dict_sha256(state: dict[str, torch.Tensor], h=None) -> str:
     return h.hexdigest()
 
 
+Z_CONTEXT_PREFIX = "latent_codec.z_context."
+
 #: Settings added to the config after models had shipped, with the value those models have: a model
 #: hashes such a setting only where it differs, so that every earlier model keeps its fingerprint (and
 #: every file it wrote stays readable).
-HASHED_WHEN_SET = {"colour_offset": False}
+HASHED_WHEN_SET = {"colour_offset": False, "z_context": False}
 
 
 # The default generative decoder: a 3.9 M-parameter UNet on the 4x-folded residual.
@@ -89,7 +91,7 @@ class CodecModel(ModelMixin, ConfigMixin):
         c = self.config
         self.latent_codec = HyperpriorLatentCodec(
             c.latent_channels, c.hyper_channels, c.hyper_latent_channels, c.n_levels, c.n_scales,
-            c.scale_min, c.scale_max, c.z_half_width, tuple(c.gain_range))
+            c.scale_min, c.scale_max, c.z_half_width, tuple(c.gain_range), z_context=c.get("z_context", False))
 
     @property
     def downsampling(self) -> int:
@@ -159,6 +161,9 @@ class CodecModel(ModelMixin, ConfigMixin):
             raise ValueError(f"no network '{unknown[0]}' to start afresh (networks: {', '.join(self.NETWORKS)})")
         skipped = tuple(f"{network}." for network in fresh)
         state = {key: value for key, value in state.items() if not key.startswith(skipped)} if skipped else state
+        # A z context is fitted to a codec as it was stored (gencodec.training.z_context_fit): training moves
+        # z^, so it is never carried over; fit it again after training.
+        state = {key: value for key, value in state.items() if not key.startswith(Z_CONTEXT_PREFIX)}
         own = self.state_dict()
         for key, value in state.items():  # checked first: a refused warm start changes nothing
             if key in own and own[key].shape != value.shape:
@@ -198,6 +203,9 @@ class GenCodecModel(CodecModel):
     `colour_offset`: every file carries the integer offset that moves the decoded picture's
     mean colour to the photo's (gencodec.colour_offset).
 
+    `z_context`: z^ is coded with a causal context model fitted after training
+    (gencodec.entropy.z_context) instead of its factorized prior.
+
     `generative_decoder` is None for a codec without a generative decoder (decoding
     then always gives the base reconstruction), or the keyword arguments of
     ResidualDenoiser plus `residual_scale`, the factor that brings the
@@ -228,6 +236,7 @@ class GenCodecModel(CodecModel):
         diffusion: dict | None = None,
         trained_steps: int = 0,
         colour_offset: bool = False,
+        z_context: bool = False,
     ):
         super().__init__()
         self.register_to_config(diffusion=diffusion_settings(diffusion))

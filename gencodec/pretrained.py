@@ -105,4 +105,7 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> CodecModel:
         raise ModelNotFoundError(f"model folder '{folder}' does not match its config: its weights file {what}")
     if not model.latent_codec.z_prior.tables_ready:
         raise ModelNotFoundError(f"model folder '{folder}' has no entropy tables; export it with update_tables()")
+    z_context = model.latent_codec.z_context
+    if z_context is not None and not z_context.tables_ready:
+        raise ModelNotFoundError(f"model folder '{folder}' has no fitted z context; fit it with train/fit_z_context.py")
     return model.eval()

@@ -136,6 +136,6 @@ def test_the_config_builds_the_shipped_architecture(name):
     built = model.config
     shipped = json.loads((SHIPPED_DIR / name / "config.json").read_text())
     assert shipped["_class_name"] == type(model).__name__
-    ignored = ("trained_steps",)
+    ignored = ("trained_steps", "z_context")  # the z context is fitted after training (train/fit_z_context.py)
     assert {k: v for k, v in shipped.items() if not k.startswith("_") and k not in ignored} == \
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in built.items() if not k.startswith("_") and k not in ignored}

@@ -61,6 +61,21 @@ def _seal(image_size: tuple[int, int]) -> np.ndarray:
     return np.array([width - 1, height - 1], dtype=np.int32)
 
 
+def min_bits_of_counts(counts: np.ndarray) -> float:
+    """The fewest bits any symbol of a table (integer counts summing to TOTAL) adds to a stream: from its
+    largest probability, with room for constriction's re-quantisation, times the share ANS is sure to
+    keep (module docstring)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    scale = 1 << (_ANS_PRECISION - 16)
+    largest = min(int(counts.max()) * scale + counts.size, (1 << _ANS_PRECISION) - (counts.size - 1))
+    return _ANS_EFFICIENCY * math.log2((1 << _ANS_PRECISION) / largest)
+
+
+# Symbols that each have their own table row (float64 probabilities, exact multiples of 2**-16),
+# re-quantised by constriction exactly as a CategoricalTable's.
+_PER_SYMBOL_TABLES = stream.model.Categorical(perfect=False)
+
+
 class CategoricalTable:
     """One integer table and its constriction model, built once and reused."""
 
@@ -70,11 +85,7 @@ class CategoricalTable:
             raise ValueError("a coding table needs >= 2 entries, each >= 1, summing to TOTAL")
         self.counts = counts
         self.model = stream.model.Categorical(counts_to_probabilities(counts), perfect=False)
-        # The fewest bits any symbol of this table adds to a stream: from its largest probability, with
-        # room for constriction's re-quantisation, times the share ANS is sure to keep (module docstring).
-        scale = 1 << (_ANS_PRECISION - 16)
-        largest = min(int(counts.max()) * scale + counts.size, (1 << _ANS_PRECISION) - (counts.size - 1))
-        self.min_bits = _ANS_EFFICIENCY * math.log2((1 << _ANS_PRECISION) / largest)
+        self.min_bits = min_bits_of_counts(counts)
 
     def information_bits(self, symbols: np.ndarray) -> float:
         return float(-np.log2(self.counts[symbols] / TOTAL).sum())
@@ -97,6 +108,14 @@ class SymbolWriter:
             self._chunks.append((symbols, table.model))
             self.information_bits += table.information_bits(symbols)
 
+    def write_with_probabilities(self, symbols: np.ndarray, probabilities: np.ndarray) -> None:
+        """Symbols each with its own table row: probabilities (n, k) float64, counts / TOTAL."""
+        symbols = np.ascontiguousarray(symbols, dtype=np.int32)
+        if symbols.size:
+            probabilities = np.ascontiguousarray(probabilities, dtype=np.float64)
+            self._chunks.append((symbols, (_PER_SYMBOL_TABLES, probabilities)))
+            self.information_bits += float(-np.log2(probabilities[np.arange(symbols.size), symbols]).sum())
+
     def write_escapes(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.int32)
         if values.size:
@@ -115,7 +134,10 @@ class SymbolWriter:
         coder.encode_reverse(np.ones(1, dtype=np.int32), _MARKER_MODEL)  # state 2**23, then >= 2**37
         coder.encode_reverse(self._seal, _SIDE_MODEL)
         for symbols, model in reversed(self._chunks):
-            coder.encode_reverse(symbols, model)
+            if isinstance(model, tuple):  # a model family and its parameters per symbol
+                coder.encode_reverse(symbols, *model)
+            else:
+                coder.encode_reverse(symbols, model)
         return coder.get_compressed().astype(_WORD).tobytes()
 
 
@@ -145,6 +167,10 @@ class SymbolReader:
             return np.zeros(0, dtype=np.int32)
         return self._decode(table.model, count)
 
+    def read_with_probabilities(self, probabilities: np.ndarray) -> np.ndarray:
+        """What write_with_probabilities wrote with these rows (n, k): n symbols."""
+        return self._decode(_PER_SYMBOL_TABLES, np.ascontiguousarray(probabilities, dtype=np.float64))
+
     def read_uniform(self, count: int, size: int) -> np.ndarray:
         """What write_uniform wrote: `count` integers in [0, size)."""
         if count == 0:
@@ -161,9 +187,9 @@ class SymbolReader:
             return np.zeros(0, dtype=np.int32)
         return self._decode(_ESCAPE_MODEL, count)
 
-    def _decode(self, model, count: int) -> np.ndarray:
+    def _decode(self, model, count_or_parameters) -> np.ndarray:
         try:
-            symbols = np.asarray(self._coder.decode(model, count), dtype=np.int32)
+            symbols = np.asarray(self._coder.decode(model, count_or_parameters), dtype=np.int32)
         except BaseException as exc:  # constriction panics are BaseExceptions
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

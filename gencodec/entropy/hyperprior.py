@@ -10,10 +10,12 @@ vectors (Cui et al. 2021) plus level biases in the integer scale network and
 its own factorized prior for z.
 
 The coded order, which the decoder follows: the colour offset where the
-model codes one (gencodec.colour_offset), z^ channel by channel (raster
-order inside a channel), z escapes, then the symbols of y grouped by scale
-index (ascending; raster order of (channel, row, column) inside a group),
-then y escapes.
+model codes one (gencodec.colour_offset); z^, either channel by channel
+(raster order inside a channel) under the factorized prior, then z escapes,
+or, for a model with a z context (gencodec.entropy.z_context), position by
+position in raster order, all channels of each, with no escapes; then the
+symbols of y grouped by scale index (ascending; raster order of (channel,
+row, column) inside a group), then y escapes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .factorized import FactorizedPrior
 from .gaussian import GaussianConditional
 from .integer_scale import IntegerScaleNet
 from .tables import TOTAL
+from .z_context import ZContextPrior
 
 
 # The hyper-synthesis networks (z^ -> y's scale indexes and mean, 4x the size) run in tiles of Z_TILE z
@@ -80,7 +83,7 @@ class LatentCode:
 class HyperpriorLatentCodec(nn.Module):
     def __init__(self, latent_channels: int = 128, hyper_channels: int = 128, hyper_latent_channels: int = 64,
                  n_levels: int = 8, n_scales: int = 64, scale_min: float = 0.11, scale_max: float = 64.0,
-                 z_half_width: int = 32, gain_range: tuple[float, float] = (0.25, 2.0)):
+                 z_half_width: int = 32, gain_range: tuple[float, float] = (0.25, 2.0), z_context: bool = False):
         super().__init__()
         self.latent_channels = latent_channels
         self.hyper_latent_channels = hyper_latent_channels
@@ -89,6 +92,9 @@ class HyperpriorLatentCodec(nn.Module):
         self.hyper_mean = HyperSynthesisMean(hyper_latent_channels, hyper_channels, latent_channels)
         self.scale_net = IntegerScaleNet(hyper_latent_channels, hyper_channels, latent_channels, n_levels, n_scales)
         self.z_prior = FactorizedPrior(n_levels * hyper_latent_channels, half_width=z_half_width)
+        # Where set, z^ is coded with a causal context fitted after training; training prices z with the
+        # factorized prior either way.
+        self.z_context = ZContextPrior(n_levels * hyper_latent_channels, z_half_width) if z_context else None
         self.y_conditional = GaussianConditional(n_scales, scale_min, scale_max)
         # Level 0 is the lowest rate: small gains quantise y coarsely.
         log_gains = torch.linspace(np.log(gain_range[0]), np.log(gain_range[1]), n_levels)
@@ -183,6 +189,10 @@ class HyperpriorLatentCodec(nn.Module):
         return {"y_hat": y_hat, "bits_y": bits_y, "bits_z": bits_z, "bits": bits_y + bits_z}
 
     def _z_bits(self, z_hat: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        if self.z_context is not None:
+            cz = self.hyper_latent_channels
+            return torch.tensor([self.z_context.bits(z.long().cpu().numpy(), int(lv) * cz)
+                                 for z, lv in zip(z_hat, level)], dtype=z_hat.dtype, device=z_hat.device)
         k = self.z_prior.half_width
         counts = self.z_prior.counts
         bits = []
@@ -225,8 +235,12 @@ class HyperpriorLatentCodec(nn.Module):
         cz = self.hyper_latent_channels
         rows = (src[:, None] * cz + torch.arange(cz, device=src.device)).reshape(-1)
         prior = self.z_prior
-        for param in [*prior.matrices, *prior.biases, *prior.factors, prior.counts]:
+        tables = [prior.counts] if self.z_context is None else [prior.counts, self.z_context.weights,
+                                                                 self.z_context.counts]
+        for param in [*prior.matrices, *prior.biases, *prior.factors, *tables]:
             param.copy_(param[rows.to(param.device)].clone())
+        if self.z_context is not None:
+            self.z_context._probabilities = None
         self._tables = None
 
     # -- coding tables ------------------------------------------------------------------------
@@ -280,12 +294,15 @@ class HyperpriorLatentCodec(nn.Module):
         writer = SymbolWriter(image_size)
         if code.colour_offset is not None:  # first decoded: it needs nothing else
             writer.write_uniform(colour_offset.to_symbols(code.colour_offset), 1 << colour_offset.BITS)
-        k = self.z_prior.half_width
-        z = code.z_hat.reshape(code.z_hat.shape[0], -1).numpy()
-        z_cols, z_esc = split_escapes(z, np.array(k))
-        for c in range(z.shape[0]):
-            writer.write(z_cols[c], tables["z"][level * self.hyper_latent_channels + c])
-        writer.write_escapes(z_esc)
+        if self.z_context is not None:
+            self.z_context.write(writer, code.z_hat.numpy(), level * self.hyper_latent_channels)
+        else:
+            k = self.z_prior.half_width
+            z = code.z_hat.reshape(code.z_hat.shape[0], -1).numpy()
+            z_cols, z_esc = split_escapes(z, np.array(k))
+            for c in range(z.shape[0]):
+                writer.write(z_cols[c], tables["z"][level * self.hyper_latent_channels + c])
+            writer.write_escapes(z_esc)
         # Narrow integer types and early deletes: a large image has tens of millions of symbols.
         idx = code.indexes.reshape(-1).numpy().astype(np.int16)
         order = np.argsort(idx, kind="stable")  # group by index, raster order inside
@@ -316,16 +333,20 @@ class HyperpriorLatentCodec(nn.Module):
         cz, zh, zw = self.hyper_latent_channels, height // 4, width // 4
         z_tables = tables["z"][level * cz:(level + 1) * cz]
         y_least = self.latent_channels * height * width * min(table.min_bits for table in tables["y"])
-        z_least = zh * zw * sum(table.min_bits for table in z_tables)
+        z_least = zh * zw * (self.z_context.min_bits(level * cz, cz) if self.z_context is not None
+                             else sum(table.min_bits for table in z_tables))
         offset_size = 1 << colour_offset.BITS
         offset_least = SymbolReader.uniform_min_bits(colour_offset.CHANNELS, offset_size) if with_colour_offset else 0
         reader.require(offset_least + z_least + y_least,
                        f"an image of {image_size[0]}x{image_size[1]} at level {level}")
         offset = (colour_offset.from_symbols(reader.read_uniform(colour_offset.CHANNELS, offset_size))
                   if with_colour_offset else None)
-        z_cols = np.stack([reader.read(zh * zw, table) for table in z_tables])
-        z_escaped = int((z_cols == 2 * k + 1).sum())
-        z = merge_escapes(z_cols, np.array(k), reader.read_escapes(z_escaped))
+        if self.z_context is not None:
+            z = self.z_context.read(reader, cz, zh, zw, level * cz)
+        else:
+            z_cols = np.stack([reader.read(zh * zw, table) for table in z_tables])
+            z_escaped = int((z_cols == 2 * k + 1).sum())
+            z = merge_escapes(z_cols, np.array(k), reader.read_escapes(z_escaped))
         z_hat = torch.from_numpy(z).reshape(1, cz, zh, zw)
         reader.require(y_least, "the rest of the image")
         indexes = by_z_tiles(lambda z: self.scale_net.indexes(z, level), z_hat.to(device))[0].cpu()
