@@ -163,3 +163,26 @@ def test_copied_levels_take_their_context_rows(folders):
     assert torch.equal(lc.z_context.weights[:cz], weights[3 * cz: 4 * cz])
     assert torch.equal(lc.z_context.counts[cz: 2 * cz], counts[3 * cz: 4 * cz])
     assert torch.equal(lc.z_context.counts[7 * cz:], counts[7 * cz:])
+
+
+def test_z_is_coded_the_cheaper_way_and_either_way_decodes(folders):
+    """The encoder codes z^ with the context or with the factorized prior, whichever is cheaper (a tiny
+    grid of z^ can favour the latter), and says which in one bit: never more than that bit over the
+    model without the context."""
+    import gencodec
+    plain, context = (gencodec.load(folder, device="cpu") for folder in folders)
+    lc = context.model.latent_codec
+    chose = set()
+    for height, width, seed in [(64, 64, 1), (128, 96, 2), (256, 320, 3), (384, 512, 4)]:
+        photo = Image.fromarray(smooth_image(height, width, seed))
+        for level in (0, 7):
+            code, h, w = context.analyse(photo, level)
+            _, plain_bits = plain.model.latent_codec.encode(code, level, (w, h))
+            payload, bits = lc.encode(code, level, (w, h))
+            assert bits <= plain_bits + 1 + 1e-6
+            cz = lc.hyper_latent_channels
+            chose.add(lc.z_context.bits(code.z_hat.numpy(), level * cz) <= lc._factorized_z_bits(
+                code.z_hat[None], torch.tensor([level]))[0].item())
+            decoded = lc.decode(payload, level, *code.symbols.shape[-2:], (w, h), with_colour_offset=False)
+            assert torch.equal(decoded.z_hat, code.z_hat) and torch.equal(decoded.symbols, code.symbols)
+    assert chose == {True, False}, "both ways of coding z^ should be exercised"

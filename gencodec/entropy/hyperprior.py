@@ -12,7 +12,8 @@ its own factorized prior for z.
 The coded order, which the decoder follows: the colour offset where the
 model codes one (gencodec.colour_offset); z^, either channel by channel
 (raster order inside a channel) under the factorized prior, then z escapes,
-or, for a model with a z context (gencodec.entropy.z_context), position by
+or, for a model with a z context (gencodec.entropy.z_context), one bit that
+says which of the two codes it, and then, with the context, z^ position by
 position in raster order, all channels of each, with no escapes; then the
 symbols of y grouped by scale index (ascending; raster order of (channel,
 row, column) inside a group), then y escapes.
@@ -189,10 +190,16 @@ class HyperpriorLatentCodec(nn.Module):
         return {"y_hat": y_hat, "bits_y": bits_y, "bits_z": bits_z, "bits": bits_y + bits_z}
 
     def _z_bits(self, z_hat: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        if self.z_context is not None:
-            cz = self.hyper_latent_channels
-            return torch.tensor([self.z_context.bits(z.long().cpu().numpy(), int(lv) * cz)
-                                 for z, lv in zip(z_hat, level)], dtype=z_hat.dtype, device=z_hat.device)
+        """The information content of z^ (N, C, h, w) as the coder codes it, in bits per image."""
+        factorized = self._factorized_z_bits(z_hat, level)
+        if self.z_context is None:
+            return factorized
+        cz = self.hyper_latent_channels
+        context = torch.tensor([self.z_context.bits(z.long().cpu().numpy(), int(lv) * cz)
+                                for z, lv in zip(z_hat, level)], dtype=factorized.dtype, device=factorized.device)
+        return torch.minimum(factorized, context) + 1  # the cheaper, and the bit that says which
+
+    def _factorized_z_bits(self, z_hat: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         k = self.z_prior.half_width
         counts = self.z_prior.counts
         bits = []
@@ -294,7 +301,14 @@ class HyperpriorLatentCodec(nn.Module):
         writer = SymbolWriter(image_size)
         if code.colour_offset is not None:  # first decoded: it needs nothing else
             writer.write_uniform(colour_offset.to_symbols(code.colour_offset), 1 << colour_offset.BITS)
+        use_context = False
         if self.z_context is not None:
+            # The context saves a fifth to two fifths of z^ on photos, but on a grid of a few positions
+            # (an image under ~200 px) the factorized prior can be cheaper: code it the cheaper way.
+            context_bits = self.z_context.bits(code.z_hat.numpy(), level * self.hyper_latent_channels)
+            use_context = context_bits <= float(self._factorized_z_bits(code.z_hat[None], torch.tensor([level]))[0])
+            writer.write_uniform(np.array([int(use_context)]), 2)
+        if use_context:
             self.z_context.write(writer, code.z_hat.numpy(), level * self.hyper_latent_channels)
         else:
             k = self.z_prior.half_width
@@ -333,15 +347,16 @@ class HyperpriorLatentCodec(nn.Module):
         cz, zh, zw = self.hyper_latent_channels, height // 4, width // 4
         z_tables = tables["z"][level * cz:(level + 1) * cz]
         y_least = self.latent_channels * height * width * min(table.min_bits for table in tables["y"])
-        z_least = zh * zw * (self.z_context.min_bits(level * cz, cz) if self.z_context is not None
-                             else sum(table.min_bits for table in z_tables))
+        z_least = zh * zw * sum(table.min_bits for table in z_tables)
+        if self.z_context is not None:
+            z_least = SymbolReader.uniform_min_bits(1, 2) + min(z_least, zh * zw * self.z_context.min_bits(level * cz, cz))
         offset_size = 1 << colour_offset.BITS
         offset_least = SymbolReader.uniform_min_bits(colour_offset.CHANNELS, offset_size) if with_colour_offset else 0
         reader.require(offset_least + z_least + y_least,
                        f"an image of {image_size[0]}x{image_size[1]} at level {level}")
         offset = (colour_offset.from_symbols(reader.read_uniform(colour_offset.CHANNELS, offset_size))
                   if with_colour_offset else None)
-        if self.z_context is not None:
+        if self.z_context is not None and reader.read_uniform(1, 2)[0] == 1:
             z = self.z_context.read(reader, cz, zh, zw, level * cz)
         else:
             z_cols = np.stack([reader.read(zh * zw, table) for table in z_tables])
