@@ -186,3 +186,27 @@ def test_z_is_coded_the_cheaper_way_and_either_way_decodes(folders):
             decoded = lc.decode(payload, level, *code.symbols.shape[-2:], (w, h), with_colour_offset=False)
             assert torch.equal(decoded.z_hat, code.z_hat) and torch.equal(decoded.symbols, code.symbols)
     assert chose == {True, False}, "both ways of coding z^ should be exercised"
+
+
+def test_damage_behind_a_valid_checksum_is_caught_with_the_context(folders):
+    """Flipped bits in a context-coded stream, the checksum forged to match: refused with a clear error
+    (mostly by the end-of-stream check or a value out of range), never a crash."""
+    import random
+
+    import gencodec
+    from gencodec import bitstream
+    from gencodec.errors import GencodecError
+    codec = gencodec.load(folders[1], device="cpu")
+    data = codec.compress(Image.fromarray(smooth_image(256, 384, seed=5)), level=0)
+    rng = random.Random(2)
+    caught = 0
+    for _ in range(100):
+        body = bytearray(data[: -bitstream.CHECKSUM_BYTES])
+        position = rng.randrange(bitstream.HEADER_BYTES, len(body))
+        body[position] ^= 1 << rng.randrange(8)
+        try:
+            codec.decompress(bytes(body) + bitstream.crc16(bytes(body)).to_bytes(2, "big"), realism=0)
+        except GencodecError as exc:
+            assert "\n" not in str(exc)
+            caught += 1
+    assert caught >= 90
