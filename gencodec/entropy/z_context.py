@@ -1,6 +1,7 @@
 """A causal context model for the hyper-latent z^, in place of its factorized prior where a model has one.
 
-At extreme rates z^ is a large part of the file (about 60% of it at the lowest level), and its values
+At extreme rates z^ is a large part of the file (three quarters of the pixel model's at its lowest level
+under the factorized prior), and its values
 are far from independent: neighbouring positions of a channel agree. Each value is predicted from
 the four already decoded neighbours of its own channel (left, up, up-left, up-right) by integer
 weights,
@@ -12,8 +13,9 @@ channel), chosen by how busy the neighbourhood is (ACTIVITY_EDGES on the sum of 
 neighbourhood predicts a quiet value. Beyond an edge a neighbour takes the nearest value already
 decoded (up's for the left ones in the first column and up-right in the last, left's for the ones
 above in the first row, 0 at the very first position), which suits the small grids of z^ better than
-zeros (a 768x512 photo's z^ is 12x8, and 36 of its 96 positions lie on an edge). z^ itself never leaves [-k, k] (the encoder clamps it), so
-no escape is needed, and a decoded value outside it marks a damaged file.
+zeros (a 768x512 photo's z^ is 12x8, and 36 of its 96 positions lie on an edge). z^ itself never
+leaves [-k, k] (the encoder clamps it), so no escape is needed, and a decoded value outside it marks
+a damaged file.
 
 Exact by construction: the weights and tables are integers stored in the model file, and every
 partial sum of the prediction is an exact int64, so encoder and decoder agree on any machine.
