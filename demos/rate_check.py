@@ -42,7 +42,7 @@ def main() -> None:
         real, info, gaps, bpp = [], [], [], []
         for photo in photos:
             code, h, w = codec.analyse(photo, level)
-            payload, bits = codec.model.latent_codec.encode(code, level, (w, h))
+            payload, bits = codec.entropy_code(code, level, h, w)
             data = codec.encode_code(code, level, h, w)
             real.append(len(data))
             info.append(bits / 8)

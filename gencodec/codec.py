@@ -45,6 +45,7 @@ from .imageio import (
     tensor_to_image,
 )
 from .model import CodecModel
+from .rungs import coded_size, downscale_image, rungs_of, upscale_image
 from .tiling import BlendedCanvas, run_tiled, tile_starts
 
 # Tiles, in image pixels: large enough that a Kodak-sized image runs whole, small enough to bound memory.
@@ -65,6 +66,8 @@ class FileInfo:
     level: int
     fingerprint: int
     version: int
+    #: The factor by which the photo was made smaller before it was coded (gencodec.rungs); 1: full size.
+    downscale: int = 1
 
     @property
     def bpp(self) -> float:
@@ -89,12 +92,14 @@ class Codec:
         self.model = model.to(self.device).eval()
         self.fingerprint = model.fingerprint()
         self.fingerprint16 = int(self.fingerprint[-4:], 16)
+        self.rungs = rungs_of(model.config, model.n_levels)
         if tune:
             model.tune_for(self.device)
 
     @property
     def n_levels(self) -> int:
-        return self.model.n_levels
+        """The file levels: the rungs of the model's ladder (gencodec.rungs)."""
+        return len(self.rungs)
 
     @property
     def default_level(self) -> int:
@@ -116,8 +121,10 @@ class Codec:
     def analyse(self, image, level: int | None = None) -> tuple[LatentCode, int, int]:
         """image -> (integer code, height, width): the encoder up to, not including, the ANS stream."""
         level = self._check_level(self.default_level if level is None else level)
-        y, height, width, mean = self._analysis_transform(image)
-        return self._code_at(y, level, height, width, mean), height, width
+        rung = self.rungs[level]
+        ys, height, width, mean = self._analyses(image, {rung.downscale})
+        coded_width, coded_height = coded_size(width, height, rung.downscale)
+        return self._code_at(ys[rung.downscale], rung.level, coded_height, coded_width, mean), height, width
 
     @property
     def codes_colour_offset(self) -> bool:
@@ -145,16 +152,27 @@ class Codec:
         return tensor_to_image(crop_to(half, max(1, height // 2), max(1, width // 2)).float().cpu())
 
     @torch.no_grad()
-    def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int, np.ndarray]:
-        """image -> (y, height, width, the image's mean colour): the expensive, level-independent half of
-        the encoder."""
+    def _analyses(self, image, downscales) -> tuple[dict[int, torch.Tensor], int, int, np.ndarray]:
+        """image -> ({downscale: y of the picture coded at it}, height, width, the image's mean colour): the
+        expensive, level-independent half of the encoder, once per size the rungs code (gencodec.rungs)."""
         pixels = load_image(image, self.max_pixels)
         height, width = pixels.shape[:2]
-        mean = colour_offset.mean_colour(pixels)
+        ys = {factor: self._analysis_of(downscale_image(pixels, factor)) for factor in sorted(downscales)}
+        return ys, height, width, colour_offset.mean_colour(pixels)
+
+    @torch.no_grad()
+    def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int, np.ndarray]:
+        """image -> (y, height, width, the image's mean colour) at full size."""
+        ys, height, width, mean = self._analyses(image, {1})
+        return ys[1], height, width, mean
+
+    def _analysis_of(self, pixels: np.ndarray) -> torch.Tensor:
+        """uint8 pixels -> y, in tiles when the picture is large."""
+        height, width = pixels.shape[:2]
         model, multiple = self.model, self.model.padding_multiple
         if height <= ENCODE_TILE and width <= ENCODE_TILE:
             x = pad_to_multiple(image_to_tensor(pixels), multiple).to(self.device, model.dtype)
-            return model.encode(x), height, width, mean
+            return model.encode(x)
         # In tiles, each made float only when it runs: the whole image stays uint8 (replicate padding, as
         # pad_to_multiple's).
         padded = np.pad(pixels, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
@@ -164,14 +182,18 @@ class Codec:
             x = tile.to(torch.float32).div_(255.0).to(self.device, model.dtype).contiguous()
             return (model.encode(x),)
 
-        y = run_tiled(encode_tile, torch.from_numpy(padded).permute(2, 0, 1)[None], ENCODE_TILE, ENCODE_OVERLAP,
-                      out_scales=(Fraction(1, model.downsampling),), align=multiple)[0]
-        return y, height, width, mean
+        return run_tiled(encode_tile, torch.from_numpy(padded).permute(2, 0, 1)[None], ENCODE_TILE, ENCODE_OVERLAP,
+                         out_scales=(Fraction(1, model.downsampling),), align=multiple)[0]
 
     @torch.no_grad()
-    def _encode_level(self, y: torch.Tensor, level: int, height: int, width: int, mean: np.ndarray) -> bytes:
-        """y -> the file at `level`: the per-level half (latent coding, colour offset and the ANS stream)."""
-        return self.encode_code(self._code_at(y, level, height, width, mean), level, height, width)
+    def _encode_level(self, ys: dict[int, torch.Tensor], level: int, height: int, width: int,
+                      mean: np.ndarray) -> bytes:
+        """The analyses of an image of (height, width) -> the file at `level`: the per-level half (latent
+        coding, colour offset and the ANS stream)."""
+        rung = self.rungs[level]
+        coded_width, coded_height = coded_size(width, height, rung.downscale)
+        code = self._code_at(ys[rung.downscale], rung.level, coded_height, coded_width, mean)
+        return self.encode_code(code, level, height, width)
 
     def compress(self, image, level: int | None = None) -> bytes:
         """Any image (path, bytes, PIL image, numpy array) -> gencodec file bytes."""
@@ -196,7 +218,7 @@ class Codec:
             try:
                 pixels = load_image(image, self.max_pixels)
                 height, width = pixels.shape[:2]
-                if height > ENCODE_TILE or width > ENCODE_TILE:
+                if height > ENCODE_TILE or width > ENCODE_TILE or self.rungs[level].downscale > 1:
                     results[index] = self.compress(pixels, level)
                     continue
             except GencodecError as exc:
@@ -209,20 +231,26 @@ class Codec:
                 x = torch.cat([pad_to_multiple(image_to_tensor(pixels), multiple) for _, pixels in chunk])
                 y = self.model.encode(x.to(self.device, self.model.dtype))
                 for row, (index, pixels) in enumerate(chunk):
-                    results[index] = self._encode_level(y[row: row + 1], level, *pixels.shape[:2],
+                    results[index] = self._encode_level({1: y[row: row + 1]}, level, *pixels.shape[:2],
                                                         colour_offset.mean_colour(pixels))
         return results
 
     def encode_code(self, code: LatentCode, level: int, height: int, width: int) -> bytes:
-        payload, _ = self.model.latent_codec.encode(code, level, (width, height))
+        """The code analyse() made at `level` of an image of (height, width) -> the file."""
+        payload, _ = self.entropy_code(code, level, height, width)
         header = bitstream.Header(level=level, fingerprint=self.fingerprint16, width=width, height=height)
         return bitstream.pack_file(header, payload)
+
+    def entropy_code(self, code: LatentCode, level: int, height: int, width: int) -> tuple[bytes, float]:
+        """The code analyse() made at `level` -> (ANS payload, its information content in bits)."""
+        rung = self.rungs[level]
+        return self.model.latent_codec.encode(code, rung.level, coded_size(width, height, rung.downscale))
 
     # -- rate targeting -----------------------------------------------------------------------
     def sizes_by_level(self, image) -> list[int]:
         """The real file size in bytes at every level, 0..N-1 (the analysis transform runs once)."""
-        y, height, width, mean = self._analysis_transform(image)
-        return [len(self._encode_level(y, level, height, width, mean)) for level in range(self.n_levels)]
+        ys, height, width, mean = self._analyses(image, {rung.downscale for rung in self.rungs})
+        return [len(self._encode_level(ys, level, height, width, mean)) for level in range(self.n_levels)]
 
     def compress_to_target(self, image, bpp: float | None = None, max_bytes: int | None = None) -> bytes:
         """Compress at the highest level whose real file fits a size budget.
@@ -247,7 +275,7 @@ class Codec:
                 raise GencodecError(f"bpp must be a positive number, got {bpp!r}")
             bpp = float(bpp)
 
-        y, height, width, mean = self._analysis_transform(image)
+        ys, height, width, mean = self._analyses(image, {rung.downscale for rung in self.rungs})
         pixels = width * height
 
         def fits(n_bytes: int) -> bool:
@@ -257,7 +285,7 @@ class Codec:
 
         def file_at(level: int) -> bytes:
             if level not in files:
-                files[level] = self._encode_level(y, level, height, width, mean)
+                files[level] = self._encode_level(ys, level, height, width, mean)
             return files[level]
 
         # Binary search for the boundary: `lo` fits (or is -1), `hi` does not (or is N).
@@ -287,7 +315,8 @@ class Codec:
     # -- decoder ------------------------------------------------------------------------------
     def info(self, data: bytes) -> FileInfo:
         h = bitstream.peek_header(data)
-        return FileInfo(len(data), h.width, h.height, h.level, h.fingerprint, h.version)
+        downscale = self.rungs[h.level].downscale if h.level < self.n_levels else 1
+        return FileInfo(len(data), h.width, h.height, h.level, h.fingerprint, h.version, downscale)
 
     def decode_code(self, data: bytes) -> tuple[LatentCode, bitstream.Header]:
         """File bytes -> (integer code, header), after every integrity check."""
@@ -299,11 +328,13 @@ class Codec:
                 f"this model is {self.fingerprint16:04x}); decode it with the model that made it")
         if header.level >= self.n_levels:
             raise CorruptFileError(f"file is corrupted (level {header.level} does not exist in this model)")
+        rung = self.rungs[header.level]
+        width, height = coded_size(header.width, header.height, rung.downscale)
         m = self.model.padding_multiple
         f = self.model.downsampling
-        h_lat = -(-header.height // m) * m // f
-        w_lat = -(-header.width // m) * m // f
-        code = self.model.latent_codec.decode(payload, header.level, h_lat, w_lat, (header.width, header.height),
+        h_lat = -(-height // m) * m // f
+        w_lat = -(-width // m) * m // f
+        code = self.model.latent_codec.decode(payload, rung.level, h_lat, w_lat, (width, height),
                                               device=self.device, with_colour_offset=self.codes_colour_offset)
         return code, header
 
@@ -417,7 +448,11 @@ class Codec:
         for index, data in enumerate(files):
             try:
                 code, header = self.decode_code(data)
-                y_hat = self.model.latent_codec.reconstruct(code, header.level, self.model.dtype, self.device)
+                rung = self.rungs[header.level]
+                if rung.downscale > 1:  # a smaller picture, upsampled: one at a time, as decompress does it
+                    results[index] = self.decompress(data, realism, steps, seed, scheduler)
+                    continue
+                y_hat = self.model.latent_codec.reconstruct(code, rung.level, self.model.dtype, self.device)
                 if max(y_hat.shape[-2:]) > tile:
                     results[index] = self.decompress(data, realism, steps, seed, scheduler)
                     continue
@@ -455,9 +490,31 @@ class Codec:
         """
         realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
         code, header = self.decode_code(data)
-        y_hat = self.model.latent_codec.reconstruct(code, header.level, self.model.dtype, self.device)
-        image = self._decode_y_hat(y_hat, header.height, header.width, realism, steps, seed, scheduler)
-        return Image.fromarray(colour_offset.apply(image, code.colour_offset))
+        rung = self.rungs[header.level]
+        y_hat = self.model.latent_codec.reconstruct(code, rung.level, self.model.dtype, self.device)
+        if rung.downscale == 1:
+            image = self._decode_y_hat(y_hat, header.height, header.width, realism, steps, seed, scheduler)
+            return Image.fromarray(colour_offset.apply(image, code.colour_offset))
+        width, height = coded_size(header.width, header.height, rung.downscale)
+        small = colour_offset.apply(self._decode_y_hat(y_hat, height, width, 0.0, steps, seed, scheduler),
+                                    code.colour_offset)
+        picture = upscale_image(small, header.width, header.height)
+        if realism == 0:
+            return Image.fromarray(picture)
+        drawn = self._regenerate(picture, rung.regenerate, steps, seed, scheduler)
+        blended = picture.astype(np.float32) + realism * (drawn.astype(np.float32) - picture)
+        return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+    def _regenerate(self, picture: np.ndarray, level: int, steps: int, seed: int, scheduler: str) -> np.ndarray:
+        """An upsampled realism-0 picture -> the generative decoder's picture of it (gencodec.rungs): the
+        picture analysed again at full size and coding level `level` (nothing of it is in the file),
+        decoded at realism 1, its mean colour put back on the picture's."""
+        y = self._analysis_of(picture)
+        code = self.model.latent_codec.analyse(y, level)
+        y_hat = self.model.latent_codec.reconstruct(code, level, self.model.dtype, self.device)
+        drawn = self._decode_y_hat(y_hat, *picture.shape[:2], 1.0, steps, seed, scheduler).astype(np.float32)
+        drawn += picture.reshape(-1, 3).mean(0) - drawn.reshape(-1, 3).mean(0)
+        return np.clip(np.rint(drawn), 0, 255).astype(np.uint8)
 
     def _decode_y_hat(self, y_hat: torch.Tensor, height: int, width: int, realism: float, steps: int, seed: int,
                       scheduler: str) -> np.ndarray:

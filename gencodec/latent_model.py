@@ -75,6 +75,7 @@ class LatentCodecModel(CodecModel):
         trained_steps: int = 0,
         colour_offset: bool = False,
         z_context: bool = False,
+        rungs: list | None = None,
     ):
         super().__init__()
         if autoencoder not in AUTOENCODERS:

@@ -19,6 +19,7 @@ from .entropy.hyperprior import HyperpriorLatentCodec
 from .nn.analysis import AnalysisTransform
 from .nn.denoiser import ResidualDenoiser
 from .nn.synthesis import SynthesisTransform
+from .rungs import rungs_of
 
 
 def state_dict_sha256(state: dict[str, torch.Tensor], h=None) -> str:
@@ -40,7 +41,7 @@ Z_CONTEXT_PREFIX = "latent_codec.z_context."
 #: Settings added to the config after models had shipped, with the value those models have: a model
 #: hashes such a setting only where it differs, so that every earlier model keeps its fingerprint (and
 #: every file it wrote stays readable).
-HASHED_WHEN_SET = {"colour_offset": False, "z_context": False}
+HASHED_WHEN_SET = {"colour_offset": False, "z_context": False, "rungs": None}
 
 
 # The default generative decoder: a 3.9 M-parameter UNet on the 4x-folded residual.
@@ -92,6 +93,7 @@ class CodecModel(ModelMixin, ConfigMixin):
         self.latent_codec = HyperpriorLatentCodec(
             c.latent_channels, c.hyper_channels, c.hyper_latent_channels, c.n_levels, c.n_scales,
             c.scale_min, c.scale_max, c.z_half_width, tuple(c.gain_range), z_context=c.get("z_context", False))
+        rungs_of(c, c.n_levels)  # a wrong ladder fails here, when the model is built
 
     @property
     def downsampling(self) -> int:
@@ -206,6 +208,9 @@ class GenCodecModel(CodecModel):
     `z_context`: z^ is coded with a causal context model fitted after training
     (gencodec.entropy.z_context) instead of its factorized prior.
 
+    `rungs`: the file levels, each a coding level and the factor by which the photo is made smaller
+    before it is coded (gencodec.rungs); None: file level L is coding level L at full size.
+
     `generative_decoder` is None for a codec without a generative decoder (decoding
     then always gives the base reconstruction), or the keyword arguments of
     ResidualDenoiser plus `residual_scale`, the factor that brings the
@@ -237,6 +242,7 @@ class GenCodecModel(CodecModel):
         trained_steps: int = 0,
         colour_offset: bool = False,
         z_context: bool = False,
+        rungs: list | None = None,
     ):
         super().__init__()
         self.register_to_config(diffusion=diffusion_settings(diffusion))

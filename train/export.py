@@ -6,6 +6,7 @@
     python train/export.py --model runs/pixel/model --half --out gencodec/weights/pixel
     python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/default
     python train/export.py --model gencodec/weights/pixel --half --colour-offset on --out models/pixel-offset
+    python train/export.py --model gencodec/weights/pixel --half --rungs '[[5, 4, 7], [7, 1, null]]' --out M
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also
@@ -20,6 +21,7 @@ rounded weights, so the folder holds exactly the rounded model
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from safetensors.torch import load_file
 from gencodec.errors import GencodecError
 from gencodec.extras import require_extra
 from gencodec.pretrained import load_model, model_class
+from gencodec.rungs import rungs_of
 from gencodec.training.export import export_model
 from gencodec.weight_storage import PRECISIONS
 
@@ -35,6 +38,18 @@ from gencodec.weight_storage import PRECISIONS
 def _set_colour_offset(model, choice: str | None) -> None:
     if choice is not None:
         model.register_to_config(colour_offset=choice == "on")
+
+
+def _set_rungs(model, choice: str | None) -> None:
+    """--rungs: a JSON list of [level, downscale, regenerate] (gencodec.rungs), or 'none'."""
+    if choice is None:
+        return
+    try:
+        rungs = None if choice == "none" else json.loads(choice)
+        rungs_of({"rungs": rungs}, model.config.n_levels)
+    except ValueError as exc:
+        raise GencodecError(f"--rungs: {exc}") from None
+    model.register_to_config(rungs=rungs)
 
 
 def main(argv=None) -> int:
@@ -51,11 +66,16 @@ def main(argv=None) -> int:
     p.add_argument("--colour-offset", choices=("on", "off"),
                    help="whether the model's files carry a colour offset (gencodec.colour_offset): it needs no "
                         "training, so a trained model can take it on; default: as the source model")
+    p.add_argument("--rungs", metavar="JSON",
+                   help="the file levels as a JSON list of [coding level, downscale 1/2/4, regenerate level or "
+                        "null] (gencodec.rungs), or 'none' for one full-size level per coding level; it needs no "
+                        "training; default: as the source model")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
     if args.model:
         model = load_model(args.model)
         _set_colour_offset(model, args.colour_offset)
+        _set_rungs(model, args.rungs)
         steps = int(model.config.trained_steps)
         # The licences of pretrained weights inside the model travel with it.
         licences = {path.name: path for path in sorted(Path(args.model).glob("LICENSE*"))}
@@ -83,6 +103,7 @@ def main(argv=None) -> int:
         raise GencodecError(f"checkpoint does not match the config's model ({len(missing)} missing, "
                             f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]})")
     _set_colour_offset(model, args.colour_offset)
+    _set_rungs(model, args.rungs)
     steps = int((ckpt / "COMPLETE").read_text().strip() or 0)
     export_model(model, args.out, steps, half=args.half, weights=args.weights)
     print(f"exported {args.out} ({steps} steps, {args.weights or ('float16' if args.half else 'float32')})")

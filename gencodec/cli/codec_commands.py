@@ -165,7 +165,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     info = codec.info(data)
     common.warn_if_untrained(codec, args)
-    _summary(args, f"{info.bytes} bytes, {info.bpp:.4f} bpp, level {info.level}, {info.width}x{info.height}")
+    coded = f" (coded at 1/{info.downscale} size)" if info.downscale > 1 else ""
+    _summary(args, f"{info.bytes} bytes, {info.bpp:.4f} bpp, level {info.level}, {info.width}x{info.height}{coded}")
     return EXIT_OK
 
 

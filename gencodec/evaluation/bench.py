@@ -57,7 +57,8 @@ def decode_parts(codec: Codec, data: bytes, steps: int | None, realism: float | 
     model = codec.model
     with torch.no_grad():
         (code, header), t_codes = _timed(lambda: codec.decode_code(data), sync)
-        y_hat, t_y = _timed(lambda: model.latent_codec.reconstruct(code, header.level, model.dtype, codec.device),
+        level = codec.rungs[header.level].level
+        y_hat, t_y = _timed(lambda: model.latent_codec.reconstruct(code, level, model.dtype, codec.device),
                             sync)
         base, t_synthesis = _timed(lambda: model.synthesis(y_hat), sync)
         _, t_render = _timed(lambda: codec._render(base), sync)
@@ -83,7 +84,7 @@ def run_bench(codec: Codec, sizes: list[tuple[int, int]], levels: list[int], ste
         case["data"] = codec.compress(case["image"], level=case["level"])
         codec.decompress(case["data"], steps=case["steps"], **decode)
         code, height, width = codec.analyse(case["image"], case["level"])
-        case["info_bits"] = codec.model.latent_codec.encode(code, case["level"], (width, height))[1]
+        case["info_bits"] = codec.entropy_code(code, case["level"], height, width)[1]
         case["memory"] = peak_memory_mb()
     for _ in range(repeats):
         for case in cases:  # interleaved, so drifts in machine speed hit every case alike
