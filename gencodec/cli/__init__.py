@@ -43,12 +43,14 @@ Compress an image into a .gcz file, and decompress the .gcz file back into an
 image with the same model.
 
 levels:
-  Every model has a fixed number of rate levels, 0..N-1 (N = 8 for the current
-  models). Level 0 gives the smallest file and the roughest picture; each
-  higher level spends more bits on detail. The default is the middle level,
-  N // 2 (4 when N = 8). On the Kodak photos the shipped default model spans
+  Every model has a fixed number of rate levels, 0..N-1 (N = 8 for the default
+  model, 9 for 'pixel'). Level 0 gives the smallest file and the roughest
+  picture; each higher level spends more bits on detail. The default is the
+  middle level, N // 2. On the Kodak photos the shipped default model spans
   about 0.0045 bpp (220 bytes for 768x512) at level 0 to 0.06 bpp (3 KB) at
-  level 7; gencodec/weights/default/ladder.json has every level's range.
+  level 7; gencodec/weights/default/ladder.json has every level's range. The
+  pixel model's six lowest levels code the photo made 4 or 2 times smaller
+  and bring it back to full size (its model card says why).
 
 the .gcz file:
   An 8-byte header (magic byte, format version, level, 16-bit model
