@@ -45,7 +45,7 @@ from .imageio import (
     tensor_to_image,
 )
 from .model import CodecModel
-from .rungs import coded_size, downscale_image, rungs_of, upscale_image
+from .rungs import coded_size, downscale_image, keep_low_frequencies, rungs_of, upscale_image
 from .tiling import BlendedCanvas, run_tiled, tile_starts
 
 # Tiles, in image pixels: large enough that a Kodak-sized image runs whole, small enough to bound memory.
@@ -507,14 +507,14 @@ class Codec:
 
     def _regenerate(self, picture: np.ndarray, level: int, steps: int, seed: int, scheduler: str) -> np.ndarray:
         """An upsampled realism-0 picture -> the generative decoder's picture of it (gencodec.rungs): the
-        picture analysed again at full size and coding level `level` (nothing of it is in the file),
-        decoded at realism 1, its mean colour put back on the picture's."""
+        picture analysed again at full size and coding level `level` (nothing of it is in the file) and
+        decoded at realism 1, with its low frequencies replaced by the picture's, so that it adds detail
+        and never moves the layout or the colours the file carries (gencodec.rungs.keep_low_frequencies)."""
         y = self._analysis_of(picture)
         code = self.model.latent_codec.analyse(y, level)
         y_hat = self.model.latent_codec.reconstruct(code, level, self.model.dtype, self.device)
-        drawn = self._decode_y_hat(y_hat, *picture.shape[:2], 1.0, steps, seed, scheduler).astype(np.float32)
-        drawn += picture.reshape(-1, 3).mean(0) - drawn.reshape(-1, 3).mean(0)
-        return np.clip(np.rint(drawn), 0, 255).astype(np.uint8)
+        drawn = self._decode_y_hat(y_hat, *picture.shape[:2], 1.0, steps, seed, scheduler)
+        return keep_low_frequencies(drawn, picture)
 
     def _decode_y_hat(self, y_hat: torch.Tensor, height: int, width: int, realism: float, steps: int, seed: int,
                       scheduler: str) -> np.ndarray:

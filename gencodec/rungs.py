@@ -9,7 +9,9 @@ classical codec does: the pixel model's realism-0 picture of a 4x smaller photo,
   realism-0 picture is upsampled back (bicubic);
 - `regenerate`: for a downscaled rung, the coding level at which the decoder analyses that upsampled
   picture again, at full size, to give its generative decoder a code to draw texture from (realism
-  above 0). Nothing of it is in the file: it is the decoder's work, as the sampling is.
+  above 0). Nothing of it is in the file: it is the decoder's work, as the sampling is. The drawn
+  picture keeps the upsampled picture's low frequencies (keep_low_frequencies): it adds detail, and
+  the layout and colours stay the file's.
 
 The file's header carries the rung's index as its level, and the image's own size; the stream is
 sealed with the coded size. A model without `rungs` in its config has one rung per coding level, at
@@ -21,9 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 DOWNSCALES = (1, 2, 4)
+#: The Gaussian (standard deviation, pixels) that splits a generated picture's layout and colour, which
+#: are the file's, from its detail, which is drawn: about what a 1/8 thumbnail sees. On 8 Kodak photos at
+#: levels 1 and 5 of the pixel model it brings realism 1's thumbnail to realism 0's (+0.3 and +1.1 dB) and
+#: its PSNR up by 0.2 and 0.4 dB, with LPIPS +0.003 and -0.005 (sigma 2: LPIPS +0.03 and +0.01; 8: the
+#: thumbnail 0.2 dB short of realism 0's).
+LOW_PASS_SIGMA = 4
 #: The header's level field has 4 bits.
 MAX_RUNGS = 16
 
@@ -78,3 +86,13 @@ def upscale_image(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     if pixels.shape[:2] == (height, width):
         return pixels
     return np.asarray(Image.fromarray(pixels).resize((width, height), Image.BICUBIC))
+
+
+def keep_low_frequencies(drawn: np.ndarray, picture: np.ndarray, sigma: float = LOW_PASS_SIGMA) -> np.ndarray:
+    """uint8 `drawn` with its low frequencies (a Gaussian blur of `sigma` pixels) replaced by `picture`'s:
+    drawn + blur(picture) - blur(drawn). Pillow's blur works on uint8, which is within a level of exact
+    and takes a quarter of the memory of float32 on the largest pictures."""
+    def blur(image: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(sigma)), dtype=np.int16)
+    kept = drawn.astype(np.int16) + blur(picture) - blur(drawn)
+    return np.clip(kept, 0, 255).astype(np.uint8)
