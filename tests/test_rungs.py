@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gencodec.codec import Codec
 from gencodec.errors import GencodecError
@@ -129,7 +130,7 @@ def test_export_sets_and_checks_the_rungs(tmp_path, capsys):
 def test_realism_1_keeps_the_layout_and_colours_the_file_carries(codecs, photo):
     """What the generative decoder draws on a downscaled rung keeps the upsampled picture's low
     frequencies: its blurred picture and its thumbnail are realism 0's, within a few levels."""
-    from PIL import Image, ImageFilter
+    from PIL import ImageFilter
 
     from gencodec.evaluation.metrics import area_downsample
     from gencodec.rungs import LOW_PASS_SIGMA, keep_low_frequencies
@@ -146,3 +147,18 @@ def test_realism_1_keeps_the_layout_and_colours_the_file_carries(codecs, photo):
     kept = keep_low_frequencies(drawn, photo)
     assert np.abs(blur(kept) - blur(photo)).mean() < 1.5 < 10 < np.abs(blur(drawn) - blur(photo)).mean()
     assert np.abs((kept.astype(int) - photo) - grain).mean() < 5
+
+
+def test_the_command_line_says_when_a_file_was_coded_smaller(codecs, photo, tmp_path, capsys):
+    from gencodec.cli import main
+    _, laddered = codecs
+    folder = tmp_path / "model"
+    laddered.model.save_pretrained(folder)
+    png, gcz = tmp_path / "photo.png", tmp_path / "photo.gcz"
+    Image.fromarray(photo).save(png)
+    assert main(["compress", str(png), "-o", str(gcz), "--level", "0", "--model", str(folder)]) == 0
+    assert "(coded at 1/4 size)" in capsys.readouterr().err
+    assert main(["info", str(gcz), "--model", str(folder)]) == 0
+    assert "coded at:    1/4 size (58x38)" in capsys.readouterr().out
+    assert main(["compress", str(png), "-o", str(tmp_path / "full.gcz"), "--level", "2", "--model", str(folder)]) == 0
+    assert "coded at" not in capsys.readouterr().err

@@ -265,8 +265,9 @@ def _register_decompress(subparsers) -> None:
 
 # -- info -------------------------------------------------------------------------------------
 
-def _model_verdict(args: argparse.Namespace, fingerprint: int) -> tuple[str, bool]:
-    """Whether the model named by --model wrote a file with this fingerprint: (the words, whether it did)."""
+def _model_verdict(args: argparse.Namespace, fingerprint: int):
+    """Whether the model named by --model wrote a file with this fingerprint: (the words, whether it did,
+    the codec)."""
     codec = common.load_codec(args)
     matches = codec.fingerprint16 == fingerprint
     if matches:
@@ -275,7 +276,7 @@ def _model_verdict(args: argparse.Namespace, fingerprint: int) -> tuple[str, boo
         verdict = (f"does NOT match (model fingerprint {codec.fingerprint16:04x}): "
                    "the file was encoded with another model")
     common.warn_if_untrained(codec, args)
-    return f"'{args.model}' {verdict}", matches
+    return f"'{args.model}' {verdict}", matches, codec
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -294,8 +295,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     ]
     matches = True
     if args.model is not None:
-        verdict, matches = _model_verdict(args, header.fingerprint)
+        verdict, matches, codec = _model_verdict(args, header.fingerprint)
         rows.append(("model", verdict))
+        if matches and header.level < codec.n_levels and codec.rungs[header.level].downscale > 1:
+            from gencodec.rungs import coded_size
+            factor = codec.rungs[header.level].downscale
+            rows.append(("coded at", "1/{} size ({}x{})".format(factor, *coded_size(header.width, header.height, factor))))
     width = max(len(key) for key, _ in rows) + 2
     for key, value in rows:
         print(f"{key + ':':<{width}}{value}")
