@@ -39,7 +39,7 @@ def iid_bits(z: np.ndarray) -> float:
 
 def code(prior: ZContextPrior, z: np.ndarray) -> tuple[bytes, float]:
     writer = SymbolWriter((64, 48))
-    prior.write(writer, z, 0)
+    prior.write(writer, *prior.residuals(z, 0), 0)
     return writer.finish(), writer.information_bits
 
 

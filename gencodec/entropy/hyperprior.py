@@ -305,11 +305,13 @@ class HyperpriorLatentCodec(nn.Module):
         if self.z_context is not None:
             # The context saves a fifth to two fifths of z^ on photos, but on a grid of a few positions
             # (an image under ~200 px) the factorized prior can be cheaper: code it the cheaper way.
-            context_bits = self.z_context.bits(code.z_hat.numpy(), level * self.hyper_latent_channels)
+            first_row = level * self.hyper_latent_channels
+            columns, classes = self.z_context.residuals(code.z_hat.numpy(), first_row)
+            context_bits = self.z_context.residual_bits(columns, classes, first_row)
             use_context = context_bits <= float(self._factorized_z_bits(code.z_hat[None], torch.tensor([level]))[0])
             writer.write_uniform(np.array([int(use_context)]), 2)
         if use_context:
-            self.z_context.write(writer, code.z_hat.numpy(), level * self.hyper_latent_channels)
+            self.z_context.write(writer, columns, classes, first_row)
         else:
             k = self.z_prior.half_width
             z = code.z_hat.reshape(code.z_hat.shape[0], -1).numpy()

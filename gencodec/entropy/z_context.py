@@ -117,8 +117,11 @@ class ZContextPrior(nn.Module):
 
     def bits(self, z: np.ndarray, first_row: int) -> float:
         """The information content of z^ (C, h, w) under the model, in bits."""
-        columns, classes = self.residuals(z, first_row)
-        rows = np.arange(first_row, first_row + z.shape[0])[:, None, None]
+        return self.residual_bits(*self.residuals(z, first_row), first_row)
+
+    def residual_bits(self, columns: np.ndarray, classes: np.ndarray, first_row: int) -> float:
+        """The information content of what `residuals` gave, in bits."""
+        rows = np.arange(first_row, first_row + columns.shape[0])[:, None, None]
         counts = self.counts.cpu().numpy()[rows, classes, columns]
         return float(-np.log2(counts / TOTAL).sum())
 
@@ -127,13 +130,12 @@ class ZContextPrior(nn.Module):
         counts = self.counts[first_row: first_row + channels].cpu().numpy()
         return sum(min(min_bits_of_counts(table) for table in row) for row in counts)
 
-    def write(self, writer, z: np.ndarray, first_row: int) -> None:
-        """Code z^ (C, h, w) into a SymbolWriter: positions in raster order, all channels of each."""
-        columns, classes = self.residuals(z, first_row)
-        c = z.shape[0]
+    def write(self, writer, columns: np.ndarray, classes: np.ndarray, first_row: int) -> None:
+        """Code z^'s residuals (what `residuals` gave, each (C, h, w)) into a SymbolWriter: positions in
+        raster order, all channels of each."""
         probabilities = self.probabilities()
-        rows = np.arange(first_row, first_row + c)
-        for i in range(z.shape[1]):  # one chunk per row of z^ keeps the probability arrays small
+        rows = np.arange(first_row, first_row + columns.shape[0])
+        for i in range(columns.shape[1]):  # one chunk per row of z^ keeps the probability arrays small
             symbols = columns[:, i, :].T.reshape(-1)
             table_rows = probabilities[rows[None, :], classes[:, i, :].T].reshape(-1, probabilities.shape[-1])
             writer.write_with_probabilities(symbols, table_rows)

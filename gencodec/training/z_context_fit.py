@@ -89,11 +89,7 @@ def bits_per_level(prior: ZContextPrior | None, codec, latents) -> list[float]:
 
 
 def _factorized_bits(latent_codec, z: np.ndarray, level: int) -> float:
-    context, latent_codec.z_context = latent_codec.z_context, None
-    try:
-        return float(latent_codec._z_bits(torch.from_numpy(z)[None].float(), torch.tensor([level]))[0])
-    finally:
-        latent_codec.z_context = context
+    return float(latent_codec._factorized_z_bits(torch.from_numpy(z)[None].float(), torch.tensor([level]))[0])
 
 
 def write_model_folder(source: str | Path, out: str | Path, prior: ZContextPrior) -> None:
