@@ -450,7 +450,7 @@ class Codec:
                 code, header = self.decode_code(data)
                 rung = self.rungs[header.level]
                 if rung.downscale > 1:  # a smaller picture, upsampled: one at a time, as decompress does it
-                    results[index] = self.decompress(data, realism, steps, seed, scheduler)
+                    results[index] = self._picture_of(code, header, realism, steps, seed, scheduler)
                     continue
                 y_hat = self.model.latent_codec.reconstruct(code, rung.level, self.model.dtype, self.device)
                 if max(y_hat.shape[-2:]) > tile:
@@ -490,6 +490,11 @@ class Codec:
         """
         realism, steps, seed, scheduler = self._check_decode_options(realism, steps, seed, scheduler)
         code, header = self.decode_code(data)
+        return self._picture_of(code, header, realism, steps, seed, scheduler)
+
+    def _picture_of(self, code: LatentCode, header: bitstream.Header, realism: float, steps: int, seed: int,
+                    scheduler: str) -> Image.Image:
+        """A decoded code -> the image at the header's size, through its rung (gencodec.rungs)."""
         rung = self.rungs[header.level]
         y_hat = self.model.latent_codec.reconstruct(code, rung.level, self.model.dtype, self.device)
         if rung.downscale == 1:
