@@ -46,7 +46,7 @@ class Rung:
 def rungs_of(config, n_levels: int) -> list[Rung]:
     """The ladder a model's config describes (`rungs`: [[level, downscale, regenerate or null], ...]),
     checked; the identity ladder when it has none."""
-    spec = config.get("rungs") if hasattr(config, "get") else None
+    spec = config.get("rungs")
     if spec is None:
         return [Rung(level) for level in range(n_levels)]
     if not isinstance(spec, (list, tuple)) or not 1 <= len(spec) <= MAX_RUNGS:
