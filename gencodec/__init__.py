@@ -38,12 +38,12 @@ def __getattr__(name: str):
 
 
 def load(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | None = None,
-         max_pixels: int | None = DEFAULT_MAX_PIXELS):
+         max_pixels: int | None = DEFAULT_MAX_PIXELS, search_steps: int | None = None):
     """A Codec for a model folder, a shipped model's name, or 'untrained'; `max_pixels` is its pixel
-    budget (None: none), see Codec."""
+    budget (None: none) and `search_steps` its encoder search's steps (None: the model's), see Codec."""
     from .codec import Codec
     from .pretrained import load_model
-    return Codec(load_model(name_or_path), device=device, max_pixels=max_pixels)
+    return Codec(load_model(name_or_path), device=device, max_pixels=max_pixels, search_steps=search_steps)
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Codec: the user-facing compress / decompress over a model of either family (gencodec.model.CodecModel).
 
-    image -> RGB uint8 -> pad to a multiple of 64 -> E -> latent codec -> ANS payload
+    image -> RGB uint8 -> pad to a multiple of 64 -> E -> latent codec (-> encoder search) -> ANS payload
           -> header + payload + checksum = the file
     file  -> checks (magic, length, checksum, version, model fingerprint)
           -> latent codec decode -> y^ -> G -> x_bar                     (realism 0)
@@ -32,8 +32,9 @@ import torch
 from PIL import Image
 
 from . import bitstream, colour_offset
-from .constants import DEFAULT_MAX_PIXELS, SCHEDULERS
+from .constants import DEFAULT_MAX_PIXELS, MAX_SEARCH_STEPS, SCHEDULERS
 from .diffusion import block_noise, sample
+from .encoder_search import search_code
 from .entropy.hyperprior import LatentCode
 from .errors import CorruptFileError, GencodecError, ModelMismatchError
 from .image_checks import check_pixel_budget
@@ -54,6 +55,15 @@ DECODE_TILE, DECODE_OVERLAP = 1024, 128
 
 # compress_to_target: how many levels above the binary search's answer are checked as well.
 TARGET_LOOKAHEAD = 2
+
+
+@dataclass
+class Analysis:
+    """The analysis of a picture the encoder codes: y, and the picture (uint8) that the encoder search
+    measures its codes against (gencodec.encoder_search)."""
+
+    y: torch.Tensor
+    pixels: np.ndarray
 
 
 @dataclass
@@ -83,11 +93,22 @@ class Codec:
     """
 
     def __init__(self, model: CodecModel, device: str | torch.device | None = None, tune: bool = True,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, search_steps: int | None = None):
         """`tune`: lay the model out for speed on the device (CodecModel.tune_for); False runs it as built.
         `max_pixels`: the pixel budget; larger images (to compress, or in a file's header) are refused
-        before any work (None: none)."""
+        before any work (None: none). `search_steps`: the encoder search's steps for every picture
+        (gencodec.encoder_search; 0: none, the analysis transform's code as it is); None: as the model's
+        encoder settings say for the picture's size, or none where the model has no such settings.
+        Decoding is the same either way."""
+        if search_steps is not None and (isinstance(search_steps, bool) or not isinstance(search_steps, int)
+                                         or not 0 <= search_steps <= MAX_SEARCH_STEPS):
+            raise GencodecError(f"search_steps must be an integer in 0..{MAX_SEARCH_STEPS} or None, "
+                                f"got {search_steps!r}")
+        if search_steps and model.encoder_search is None:
+            raise GencodecError("this model has no encoder search settings (encoder.json in its folder), so its "
+                                "encoder cannot search (give no search steps)")
         self.max_pixels = max_pixels
+        self.search_steps = search_steps
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.fingerprint = model.fingerprint()
@@ -123,18 +144,43 @@ class Codec:
         level = self._check_level(self.default_level if level is None else level)
         rung = self.rungs[level]
         ys, height, width, mean = self._analyses(image, {rung.downscale})
-        coded_width, coded_height = coded_size(width, height, rung.downscale)
-        return self._code_at(ys[rung.downscale], rung.level, coded_height, coded_width, mean), height, width
+        return self._code_at(ys[rung.downscale], rung.level, mean), height, width
 
     @property
     def codes_colour_offset(self) -> bool:
         """Whether this model's files carry a colour offset (gencodec.colour_offset)."""
         return bool(self.model.config.get("colour_offset", False))
 
-    def _code_at(self, y: torch.Tensor, level: int, height: int, width: int, mean: np.ndarray) -> LatentCode:
-        """y -> the integer code at `level`, with its colour offset where the model codes one: measured on
-        the realism-0 picture the decoder will make of it, against the photo's mean colour `mean`."""
-        code = self.model.latent_codec.analyse(y, level)
+    @property
+    def encoder_search(self) -> dict | None:
+        """What the encoder search does (None: nothing): the settings that, with the fingerprint, decide
+        which file the encoder writes for a photo (an evaluation records them)."""
+        settings = self.model.encoder_search
+        if settings is None or self.search_steps == 0:
+            return None
+        return {"steps": self.search_steps, "lambdas": list(settings.lambdas), "work": settings.work,
+                "max_steps": settings.max_steps}
+
+    def search_steps_for(self, height: int, width: int) -> int:
+        """The encoder search's steps for a coded picture of (height, width) (gencodec.encoder_search). A
+        picture above one encoder tile takes none: the search holds the whole synthesis and its gradient."""
+        settings = self.model.encoder_search
+        if settings is None or height > ENCODE_TILE or width > ENCODE_TILE:
+            return 0
+        return settings.steps_for(height * width) if self.search_steps is None else self.search_steps
+
+    def _code_at(self, analysis: Analysis, level: int, mean: np.ndarray) -> LatentCode:
+        """An analysis -> the integer code at coding `level` (searched where the encoder searches), with its
+        colour offset where the model codes one: measured on the realism-0 picture the decoder will make
+        of it, against the photo's mean colour `mean`."""
+        height, width = analysis.pixels.shape[:2]
+        steps = self.search_steps_for(height, width)
+        if steps:
+            lam = self.model.encoder_search.lambdas[level]
+            with torch.inference_mode(False), torch.enable_grad():
+                code = search_code(self.model, analysis.y, analysis.pixels, level, steps, lam)
+        else:
+            code = self.model.latent_codec.analyse(analysis.y, level)
         if self.codes_colour_offset:
             y_hat = self.model.latent_codec.reconstruct(code, level, self.model.dtype, self.device)
             code.colour_offset = colour_offset.measure(self._realism0_preview(y_hat, height, width), mean)
@@ -152,19 +198,21 @@ class Codec:
         return tensor_to_image(crop_to(half, max(1, height // 2), max(1, width // 2)).float().cpu())
 
     @torch.no_grad()
-    def _analyses(self, image, downscales) -> tuple[dict[int, torch.Tensor], int, int, np.ndarray]:
-        """image -> ({downscale: y of the picture coded at it}, height, width, the image's mean colour): the
-        expensive, level-independent half of the encoder, once per size the rungs code (gencodec.rungs)."""
+    def _analyses(self, image, downscales) -> tuple[dict[int, Analysis], int, int, np.ndarray]:
+        """image -> ({downscale: the analysis of the picture coded at it}, height, width, the image's mean
+        colour): the expensive, level-independent half of the encoder, once per size the rungs code
+        (gencodec.rungs)."""
         pixels = load_image(image, self.max_pixels)
         height, width = pixels.shape[:2]
-        ys = {factor: self._analysis_of(downscale_image(pixels, factor)) for factor in sorted(downscales)}
+        pictures = {factor: downscale_image(pixels, factor) for factor in sorted(downscales)}
+        ys = {factor: Analysis(self._analysis_of(picture), picture) for factor, picture in pictures.items()}
         return ys, height, width, colour_offset.mean_colour(pixels)
 
     @torch.no_grad()
     def _analysis_transform(self, image) -> tuple[torch.Tensor, int, int, np.ndarray]:
         """image -> (y, height, width, the image's mean colour) at full size."""
         ys, height, width, mean = self._analyses(image, {1})
-        return ys[1], height, width, mean
+        return ys[1].y, height, width, mean
 
     def _analysis_of(self, pixels: np.ndarray) -> torch.Tensor:
         """uint8 pixels -> y, in tiles when the picture is large."""
@@ -186,13 +234,11 @@ class Codec:
                          out_scales=(Fraction(1, model.downsampling),), align=multiple)[0]
 
     @torch.no_grad()
-    def _encode_level(self, ys: dict[int, torch.Tensor], level: int, height: int, width: int,
+    def _encode_level(self, ys: dict[int, Analysis], level: int, height: int, width: int,
                       mean: np.ndarray) -> bytes:
         """The analyses of an image of (height, width) -> the file at `level`: the per-level half (latent
-        coding, colour offset and the ANS stream)."""
-        rung = self.rungs[level]
-        coded_width, coded_height = coded_size(width, height, rung.downscale)
-        code = self._code_at(ys[rung.downscale], rung.level, coded_height, coded_width, mean)
+        coding, the encoder search, colour offset and the ANS stream)."""
+        code = self._code_at(ys[self.rungs[level].downscale], self.rungs[level].level, mean)
         return self.encode_code(code, level, height, width)
 
     def compress(self, image, level: int | None = None) -> bytes:
@@ -231,7 +277,8 @@ class Codec:
                 x = torch.cat([pad_to_multiple(image_to_tensor(pixels), multiple) for _, pixels in chunk])
                 y = self.model.encode(x.to(self.device, self.model.dtype))
                 for row, (index, pixels) in enumerate(chunk):
-                    results[index] = self._encode_level({1: y[row: row + 1]}, level, *pixels.shape[:2],
+                    results[index] = self._encode_level({1: Analysis(y[row: row + 1], pixels)}, level,
+                                                        *pixels.shape[:2],
                                                         colour_offset.mean_colour(pixels))
         return results
 

@@ -19,3 +19,7 @@ SUFFIX = ".gcz"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 #: Samplers the generative decoder can run (diffusers' DDIM, DPM-Solver++, Euler).
 SCHEDULERS = ("ddim", "dpmsolver", "euler")
+
+# The most encoder-search steps one may ask for (gencodec.encoder_search): each costs a pass of the
+# synthesis transform and its gradient.
+MAX_SEARCH_STEPS = 200

@@ -68,6 +68,11 @@ class CodecModel(ModelMixin, ConfigMixin):
     #: lambda on the usual 8-bit scale for images (as in CompressAI).
     distortion_scale = 255.0 ** 2
 
+    #: The encoder search's settings (gencodec.encoder_search.SearchSettings), read from the model folder's
+    #: encoder.json; None: the encoder codes the analysis transform's y as it is. Not part of the config or
+    #: the fingerprint: it changes which code the encoder picks, never how a file decodes.
+    encoder_search = None
+
     #: Modules that never train (a pretrained autoencoder); no stage's optimizer sees them.
     FROZEN: tuple[str, ...] = ()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .constants import DEFAULT_MODEL, UNTRAINED
+from .encoder_search import read_settings
 from .errors import ModelNotFoundError
 from .model import CodecModel, GenCodecModel
 from .weight_storage import loaded_state
@@ -108,4 +109,5 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> CodecModel:
     z_context = model.latent_codec.z_context
     if z_context is not None and not z_context.tables_ready:
         raise ModelNotFoundError(f"model folder '{folder}' has no fitted z context; fit it with train/fit_z_context.py")
+    model.encoder_search = read_settings(folder, model.n_levels)
     return model.eval()

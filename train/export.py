@@ -7,6 +7,7 @@
     python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/default
     python train/export.py --model gencodec/weights/pixel --half --colour-offset on --out models/pixel-offset
     python train/export.py --model gencodec/weights/pixel --half --rungs '[[5, 4, 7], [7, 1, null]]' --out M
+    python train/export.py --model M --half --search-lambdas '[4e-7, 1.07e-6, ...]' --out M2
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also
@@ -16,6 +17,10 @@ float weights in float16, --weights int8 the large ones in int8 with a scale
 per output channel (a quarter of float32); either builds the tables from the
 rounded weights, so the folder holds exactly the rounded model
 (gencodec.weight_storage): measure that model, not the one before.
+--search-lambdas sets the encoder search's trade-offs (encoder.json,
+gencodec.encoder_search): the lambdas the codec was trained with, one per
+coding level. A checkpoint takes its config's lambdas by default, a model
+folder keeps its own.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from gencodec.encoder_search import SearchSettings
 from gencodec.errors import GencodecError
 from gencodec.extras import require_extra
 from gencodec.pretrained import load_model, model_class
@@ -52,6 +58,21 @@ def _set_rungs(model, choice: str | None) -> None:
     model.register_to_config(rungs=rungs)
 
 
+def _set_search(model, choice: str | None, default=None) -> None:
+    """--search-lambdas: a JSON list of one lambda per coding level, or 'none' (the encoder does not search)."""
+    if choice is None:
+        if default is not None:
+            model.encoder_search = SearchSettings(tuple(float(v) for v in default))
+        return
+    try:
+        lambdas = None if choice == "none" else json.loads(choice)
+        if lambdas is not None and (not isinstance(lambdas, list) or len(lambdas) != model.config.n_levels):
+            raise ValueError(f"give a JSON list of {model.config.n_levels} numbers, one per coding level")
+        model.encoder_search = None if lambdas is None else SearchSettings(tuple(float(v) for v in lambdas))
+    except (ValueError, TypeError) as exc:
+        raise GencodecError(f"--search-lambdas: {exc}") from None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="the YAML config the run was trained with (with --checkpoint)")
@@ -70,12 +91,18 @@ def main(argv=None) -> int:
                    help="the file levels as a JSON list of [coding level, downscale 1/2/4, regenerate level or "
                         "null] (gencodec.rungs), or 'none' for one full-size level per coding level; it needs no "
                         "training; default: as the source model")
+    p.add_argument("--search-lambdas", metavar="JSON",
+                   help="the encoder search's trade-off per coding level as a JSON list (the lambdas the codec "
+                        "trained with; gencodec.encoder_search), or 'none' for an encoder that does not search; "
+                        "it changes which code the encoder picks, never how files decode; default: a model "
+                        "folder's own, a checkpoint's config's lambdas")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
     if args.model:
         model = load_model(args.model)
         _set_colour_offset(model, args.colour_offset)
         _set_rungs(model, args.rungs)
+        _set_search(model, args.search_lambdas)
         steps = int(model.config.trained_steps)
         # The licences of pretrained weights inside the model travel with it.
         licences = {path.name: path for path in sorted(Path(args.model).glob("LICENSE*"))}
@@ -104,6 +131,8 @@ def main(argv=None) -> int:
                             f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]})")
     _set_colour_offset(model, args.colour_offset)
     _set_rungs(model, args.rungs)
+    _set_search(model, args.search_lambdas, default=cfg.resolve(cfg.names.index(name)).lambdas
+                if name in cfg.names else cfg.lambdas)
     steps = int((ckpt / "COMPLETE").read_text().strip() or 0)
     export_model(model, args.out, steps, half=args.half, weights=args.weights)
     print(f"exported {args.out} ({steps} steps, {args.weights or ('float16' if args.half else 'float32')})")

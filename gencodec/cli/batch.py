@@ -33,7 +33,7 @@ from gencodec.fileio import atomic_output
 
 # The options a worker needs, copied out of the parsed arguments (which hold the parser: not picklable).
 _OPTIONS = ("command", "out_dir", "level", "bpp", "max_bytes", "realism", "steps", "seed", "scheduler",
-            "max_pixels", "model", "device", "workers", "batch_size")
+            "max_pixels", "model", "device", "workers", "batch_size", "search_steps")
 
 
 def is_batch(args: argparse.Namespace) -> bool:

@@ -23,6 +23,12 @@ Choose the rate with at most one of --level, --bpp and --max-bytes. --bpp and
 --max-bytes search the model's ladder of levels for the highest level whose
 real file fits the target, and fail (exit status 1) if not even level 0 fits;
 the summary line says which level was chosen.
+
+The encoder searches for each photo's code (--search-steps): a few gradient
+steps that make the file smaller for as good a picture (15-25% smaller on
+Kodak with the pixel model, within 1 s at 768x512 on 2 cores). By default
+the number of steps follows the coded picture's size (2 at 768x512, 8 at
+384x256, none above 1.5 megapixels); decoding is the same either way.
 """
 
 COMPRESS_EPILOG = """\
@@ -31,6 +37,7 @@ example:
   gencodec compress photo.png                  # writes photo.gcz next to it
   gencodec compress photo.png --max-bytes 4000 # the highest level that fits 4000 bytes
   gencodec compress photo.png --bpp 0.05       # ... that fits 0.05 bits per pixel
+  gencodec compress photo.png --search-steps 16 # a slower encoder, a smaller file
   gencodec compress - -o - < photo.png > photo.gcz
   gencodec compress photos/ --out-dir codes/ --max-bytes 1500   # a folder: see "many files"
   gencodec compress 'shards/*.tar' @more.txt --out-dir codes/ --workers 2
@@ -189,6 +196,10 @@ def _register_compress(subparsers) -> None:
     rate.add_argument("--max-bytes", metavar="N", type=int, default=None,
                       help="target file size: search the levels for the highest one whose file is at most "
                            "N bytes; fails if even level 0 is larger")
+    p.add_argument("--search-steps", metavar="N", type=common.search_steps, default=None,
+                   help="the encoder search's gradient steps per picture (0: none, the fastest encoder; more: "
+                        "slower, usually smaller files); default: the model's, by picture size (2 at "
+                        "768x512, 8 at 384x256); models without search settings do not search")
     common.add_force(p)
     common.add_pixel_budget(p)
     common.add_model_options(p)

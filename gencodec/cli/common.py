@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from gencodec.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, UNTRAINED
+from gencodec.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, MAX_SEARCH_STEPS, UNTRAINED
 from gencodec.errors import GencodecError, ModelNotFoundError
 from gencodec.extras import require_extra
 from gencodec.fileio import write_atomic
@@ -186,6 +186,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def search_steps(text: str) -> int:
+    """argparse's type= for --search-steps: 0 .. MAX_SEARCH_STEPS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= MAX_SEARCH_STEPS:
+        raise argparse.ArgumentTypeError(f"expected 0..{MAX_SEARCH_STEPS}, got {value}")
+    return value
+
+
 def add_pixel_budget(p: argparse.ArgumentParser,
                      refuses: str = "an image (or a file whose header claims one) of more than N pixels, "
                                     "before the model loads") -> None:
@@ -246,7 +257,8 @@ def load_codec(args: argparse.Namespace):
         raise GencodecError("--device cuda: CUDA is not available on this machine; use --device cpu")
     try:
         return gencodec.load(args.model, device=args.device, **(
-            {"max_pixels": args.max_pixels} if hasattr(args, "max_pixels") else {}))
+            {"max_pixels": args.max_pixels} if hasattr(args, "max_pixels") else {}),
+            search_steps=getattr(args, "search_steps", None))
     except ModelNotFoundError as exc:
         if args.model == DEFAULT_MODEL:
             raise ModelNotFoundError(f"{one_line(exc)} (choose one with --model)") from exc

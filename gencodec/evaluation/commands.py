@@ -223,6 +223,8 @@ def _register_bench(subparsers) -> None:
                    help="run the model as built, without the layout tuned for the device (to see what tuning buys)")
     p.add_argument("--cold-start", action="store_true",
                    help="time start-up in fresh processes instead (import, model loading, a whole decompress)")
+    p.add_argument("--search-steps", metavar="N", type=common.search_steps, default=None,
+                   help="the encoder search's steps per picture, as for compress (0: none); default: the model's")
     common.add_model_options(p)
 
 
@@ -317,6 +319,8 @@ def _register_eval(subparsers) -> None:
                         "apply (same photo, same target bytes, same metrics) instead of searching again: "
                         "a new decoder on the same codec then only redoes its own decoding")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--search-steps", metavar="N", type=common.search_steps, default=None,
+                   help="the encoder search's steps per picture, as for compress (0: none); default: the model's")
     common.add_model_options(p)
 
 

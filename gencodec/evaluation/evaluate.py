@@ -158,7 +158,7 @@ def _check_run(out: Path, run: dict) -> None:
     path = out / RUN
     if path.exists():
         old = json.loads(path.read_text())
-        for key in ("fingerprint", "steps", "seed"):
+        for key in ("fingerprint", "encoder_search", "steps", "seed"):
             if old.get(key) != run.get(key):
                 raise GencodecError(
                     f"{out} holds results for another {key} ({old.get(key)!r}, now {run.get(key)!r}); "
@@ -302,7 +302,8 @@ def _check_settings(codec: Codec, settings: EvalSettings) -> None:
 def _open_run(out: Path, codec: Codec, settings: EvalSettings, model_name: str) -> _RecordLog:
     """The output folder's record log, once its run record agrees with this run."""
     out.mkdir(parents=True, exist_ok=True)
-    run = {"model": model_name, "fingerprint": codec.fingerprint, "steps": settings.steps, "seed": settings.seed}
+    run = {"model": model_name, "fingerprint": codec.fingerprint, "encoder_search": codec.encoder_search,
+           "steps": settings.steps, "seed": settings.seed}
     _check_run(out, run)
     return _RecordLog(out / RECORDS)
 
@@ -421,7 +422,8 @@ def _write_results(job: _Job, originals: dict[str, str], inception, model_name: 
         distribution = distribution_metrics(job.out, records, originals, inception, job.settings, log)
     results = {
         "model": {"name": model_name, "fingerprint": job.codec.fingerprint,
-                  "trained_steps": int(job.codec.model.config.trained_steps), "levels": job.codec.n_levels},
+                  "trained_steps": int(job.codec.model.config.trained_steps), "levels": job.codec.n_levels,
+                  "encoder_search": job.codec.encoder_search},
         "settings": {**asdict(job.settings), "realism": job.realisms},
         "notes": notes(job.settings, job.measurer, inception),
         "records": records,

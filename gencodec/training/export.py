@@ -9,6 +9,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from ..encoder_search import write_settings
 from ..fileio import atomic_output
 from ..model import CodecModel
 from ..pretrained import WEIGHTS_NAME
@@ -23,7 +24,8 @@ def export_model(model: CodecModel, out: str | os.PathLike, trained_steps: int, 
     scale per output channel (gencodec.weight_storage). The model is rounded to that first and its
     entropy tables built from the rounded weights, so the file changes no decoded symbol of the model it
     holds. Buffers, the entropy tables among them, stay exact. `files` are copied in beside the weights
-    ({name in the folder: source}), such as the licence of pretrained weights the model holds.
+    ({name in the folder: source}), such as the licence of pretrained weights the model holds. The
+    encoder's search settings (`model.encoder_search`), where it has them, go into encoder.json.
     """
     precision = weights or ("float16" if half else "float32")
     out = Path(out)
@@ -39,3 +41,5 @@ def export_model(model: CodecModel, out: str | os.PathLike, trained_steps: int, 
             path.chmod(0o644)  # as save_pretrained leaves its files: readable by everyone
         for name, source in (files or {}).items():
             shutil.copyfile(source, tmp / name)
+        if model.encoder_search is not None:
+            write_settings(tmp, model.encoder_search)

@@ -27,6 +27,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from ..encoder_search import SearchSettings
 from ..errors import GencodecError
 from ..fileio import atomic_output
 from .checkpoints import TrainState, exported_steps, latest_checkpoint, remove_unfinished_saves, save_checkpoint
@@ -345,6 +346,8 @@ class StageRun:
             export = copy.deepcopy(self.raw_model)
             if self.ema is not None:  # the release uses the averaged decoder weights
                 self.ema.copy_to(self._averaged(export))
+            # The encoder searches for codes on the trade-off the codec trained for (gencodec.encoder_search).
+            export.encoder_search = SearchSettings(tuple(float(v) for v in self.stage.lambdas))
             export_model(export, self.export_dir, self.start_steps + self.state.step, files=self._licences())
             acc.print(f"stage '{self.stage.name}': exported {self.export_dir}")
         acc.wait_for_everyone()
