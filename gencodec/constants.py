@@ -4,7 +4,9 @@
 """
 
 #: The model `gencodec.load()` and the command line use when none is named.
-DEFAULT_MODEL = "default"
+DEFAULT_MODEL = "pixel"
+#: Another name for DEFAULT_MODEL, whichever model that is.
+DEFAULT_ALIAS = "default"
 #: The name of a freshly initialised model (seed 0): files round-trip, pictures are noise.
 UNTRAINED = "untrained"
 #: The largest image side, in pixels, that an image or a file header may have.

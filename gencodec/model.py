@@ -125,7 +125,8 @@ class CodecModel(ModelMixin, ConfigMixin):
         train_codec=False the codec runs frozen, with real rounding, as at decode
         time. `train_synthesis` (default: as train_codec) lets the base synthesis
         G learn even so: G only turns y^ into pixels, so training it leaves every
-        file's bytes as they were. Everything goes through forward so that
+        file's bytes as they were (save for the encoder search, which measures
+        its codes through G). Everything goes through forward so that
         distributed training synchronises every gradient.
         """
         grad = torch.is_grad_enabled()

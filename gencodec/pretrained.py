@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .constants import DEFAULT_MODEL, UNTRAINED
+from .constants import DEFAULT_ALIAS, DEFAULT_MODEL, UNTRAINED
 from .encoder_search import read_settings
 from .errors import ModelNotFoundError
 from .model import CodecModel, GenCodecModel
@@ -24,10 +24,13 @@ def shipped_models() -> list[str]:
 
 
 def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A model folder for a shipped model's name or a path; ModelNotFoundError otherwise."""
+    """A model folder for a shipped model's name (or 'default', the default's) or a path; ModelNotFoundError
+    otherwise."""
     path = Path(name_or_path)
     if (path / "config.json").is_file():
         return path
+    if str(name_or_path) == DEFAULT_ALIAS:
+        name_or_path = path = Path(DEFAULT_MODEL)
     shipped = SHIPPED_DIR / str(name_or_path)
     if not path.is_absolute() and (shipped / "config.json").is_file():
         return shipped
@@ -37,7 +40,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
             "reinstall gencodec, or pass a model folder made by train/train.py")
     if path.exists():
         raise ModelNotFoundError(f"'{name_or_path}' is not a model folder (it has no config.json)")
-    names = ", ".join(shipped_models() + [UNTRAINED])
+    names = ", ".join(shipped_models() + [DEFAULT_ALIAS, UNTRAINED])
     raise ModelNotFoundError(f"no model folder or shipped model named '{name_or_path}' (shipped: {names})")
 
 

@@ -73,7 +73,7 @@ def app_url(server_connections, tmp_path_factory):
     import gencodec
     from gencodec.app import ui
 
-    codec = gencodec.load("default", device="cpu")
+    codec = gencodec.load("pixel", device="cpu")
     with ui.running(codec, tmp_path_factory.mktemp("app-results")) as (_, url):
         yield url
 

@@ -80,7 +80,7 @@ def test_damage_behind_a_valid_checksum_is_mostly_caught_by_the_ans_stream(rich_
     assert caught / total > 0.9
 
 
-@pytest.fixture(scope="module", params=["default", "pixel"])  # the pixel model codes z^ with its context
+@pytest.fixture(scope="module", params=["latent", "pixel"])  # the pixel model codes z^ with its context
 def shipped(request):
     return gencodec.load(request.param, device="cpu", max_pixels=None)  # no pixel budget: the stream's own bound
 

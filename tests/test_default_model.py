@@ -1,7 +1,7 @@
 """The shipped models: each loads offline, round-trips every level, keeps its documented rates.
 
-`default` (latent family, configs/latent.yaml) and `pixel` (pixel family,
-configs/pixel.yaml, better below about 0.015 bpp) both ship.
+`pixel` (pixel family, configs/pixel_nomesh.yaml; the default) and `latent` (latent family,
+configs/latent.yaml) both ship.
 
 The photo is a Kodak image when ../shared is present, else a sample photo that
 ships with scikit-image (a user's machine has no ../shared).
@@ -22,7 +22,7 @@ from .conftest import KODAK, LPIPS_WEIGHTS, ROOT
 
 KODAK_PHOTO = KODAK / "kodim23.png"
 #: Each shipped model and the config whose last stage trains it.
-SHIPPED = {"default": "latent.yaml", "pixel": "pixel_nomesh.yaml"}
+SHIPPED = {"latent": "latent.yaml", "pixel": "pixel_nomesh.yaml"}
 
 
 def _ladder(name: str) -> dict:
@@ -36,7 +36,7 @@ def shipped(request):
 
 @pytest.fixture(scope="module")
 def codec():
-    return gencodec.load("default", device="cpu")
+    return gencodec.load(device="cpu")  # the default
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,8 @@ def test_each_shipped_model_is_trained_small_and_documented(shipped):
     assert len(_ladder(name)["levels"]) == codec.n_levels
 
 
-def test_the_latent_default_ships_the_autoencoder_licence():
-    licence = (SHIPPED_DIR / "default" / "LICENSE-TAEF2").read_text()
+def test_the_latent_model_ships_the_autoencoder_licence():
+    licence = (SHIPPED_DIR / "latent" / "LICENSE-TAEF2").read_text()
     assert "MIT" in licence
 
 
@@ -102,7 +102,7 @@ def _ours_and_best_classical(codec, net, image) -> tuple[float, float]:
     """LPIPS at realism 1, and the best classical codec's at or under the same bytes, at the level
     whose mean rate on Kodak is nearest 0.02 bpp (the rate the model's targets are set at)."""
     from gencodec.evaluation.baselines import available_codecs, match_bytes
-    level = min(_ladder("default")["levels"], key=lambda lv: abs(lv["bpp_mean"] - 0.02))["level"]
+    level = min(_ladder(gencodec.DEFAULT_MODEL)["levels"], key=lambda lv: abs(lv["bpp_mean"] - 0.02))["level"]
     data = codec.compress(image, level=level)
     ours = metrics.lpips(net, np.asarray(codec.decompress(data, realism=1.0)), image)
     score = lambda decoded: -metrics.lpips(net, decoded, image)  # noqa: E731
@@ -115,13 +115,17 @@ def _ours_and_best_classical(codec, net, image) -> tuple[float, float]:
     return ours, min(best)
 
 
-@pytest.mark.slow  # a quality and scale search of every classical codec on a Kodak photo, LPIPS-ranked
+@pytest.mark.slow  # a quality and scale search of every classical codec on five Kodak photos, LPIPS-ranked
 @needs_shared
-@pytest.mark.parametrize("name", COMPARISON_PHOTOS)
-def test_realism_1_beats_the_best_classical_codec_at_the_same_bytes(codec, lpips_net, name):
+def test_realism_1_leads_the_best_classical_codec_at_the_same_bytes(codec, lpips_net):
+    """Target C on these photos: a lead of 0.10 in the mean (on Kodak: 0.19 on these five, 0.22 on all 24;
+    kodim23 is one the classical file wins)."""
     from gencodec.imageio import load_image
-    ours, best = _ours_and_best_classical(codec, lpips_net, load_image(KODAK / f"{name}.png"))
-    assert ours < best, f"{name}: LPIPS {ours:.3f} at realism 1 vs {best:.3f} for the best classical codec"
+    pairs = {name: _ours_and_best_classical(codec, lpips_net, load_image(KODAK / f"{name}.png"))
+             for name in COMPARISON_PHOTOS}
+    leads = {name: best - ours for name, (ours, best) in pairs.items()}
+    assert np.mean(list(leads.values())) >= 0.10, leads
+    assert sum(lead > 0 for lead in leads.values()) >= 4, leads
 
 
 @pytest.mark.parametrize("name", SHIPPED)

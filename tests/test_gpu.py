@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(DEVICE == "cuda" and not torch
                                                   reason="needs a CUDA GPU (none here)")]
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SHIPPED = ("default", "pixel")
+SHIPPED = ("latent", "pixel")
 
 
 # The cross-device check first: it is the one whose result matters most if the kit runs out of time.

@@ -18,7 +18,7 @@ CONFIGS = ("tiny", "pixel", "latent", "tiny_latent", "base", "base_cpu",
            "gpu/pixel_1gpu", "gpu/pixel_8gpu", "gpu/latent_1gpu", "gpu/latent_8gpu")
 #: The GPU-sized configs (configs/gpu/) and the shipped model each one trains.
 GPU_CONFIGS = {"gpu/pixel_1gpu": "pixel", "gpu/pixel_8gpu": "pixel",
-               "gpu/latent_1gpu": "default", "gpu/latent_8gpu": "default"}
+               "gpu/latent_1gpu": "latent", "gpu/latent_8gpu": "latent"}
 
 
 def _tiny() -> dict:
@@ -57,7 +57,7 @@ def test_the_shipped_configs_load(name):
 def test_the_gpu_configs_train_a_shipped_architecture_in_bf16_at_gpu_scale(name, shipped):
     import json
     cfg = load_config(ROOT / "configs" / f"{name}.yaml")
-    family = "latent" if shipped == "default" else "pixel"
+    family = shipped
     cpu = load_config(ROOT / "configs" / f"{family}.yaml")
     assert cfg.family == family and cfg.optim.mixed_precision == "bf16"
     shipped_config = json.loads((ROOT / "gencodec" / "weights" / shipped / "config.json").read_text())

@@ -4,7 +4,7 @@
     python train/export.py --config configs/base.yaml \\
         --checkpoint runs/base/codec/checkpoints/checkpoint-2000 --out models/base-2000
     python train/export.py --model runs/pixel/model --half --out gencodec/weights/pixel
-    python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/default
+    python train/export.py --model runs/latent/model --weights int8 --out gencodec/weights/latent
     python train/export.py --model gencodec/weights/pixel --half --colour-offset on --out models/pixel-offset
     python train/export.py --model gencodec/weights/pixel --half --rungs '[[5, 4, 7], [7, 1, null]]' --out M
     python train/export.py --model M --half --search-lambdas '[4e-7, 1.07e-6, ...]' --out M2

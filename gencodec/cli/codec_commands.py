@@ -25,7 +25,7 @@ real file fits the target, and fail (exit status 1) if not even level 0 fits;
 the summary line says which level was chosen.
 
 The encoder searches for each photo's code (--search-steps): a few gradient
-steps that make the file smaller for as good a picture (15-25% smaller on
+steps that make the file smaller for as good a picture (9-30% smaller on
 Kodak with the pixel model, within 1 s at 768x512 on 2 cores). By default
 the number of steps follows the coded picture's size (2 at 768x512, 8 at
 384x256, none above 1.5 megapixels); decoding is the same either way.

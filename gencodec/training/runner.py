@@ -146,7 +146,8 @@ class StageRun:
 
     def _optimizers(self) -> None:
         """AdamW over what the stage trains (a decoder stage may train the base synthesis G too: G only
-        turns y^ into pixels, so the files keep their bytes), and its learning-rate schedule."""
+        turns y^ into pixels, so the files keep their bytes, but for the encoder search), and its
+        learning-rate schedule."""
         optim, stage = self.stage.optim, self.stage
         self.params = trainable_parameters(self.model, stage.kind, stage.train_synthesis)
         groups = parameter_groups(self.model, self.params, optim.lr, optim.entropy_lr_scale)

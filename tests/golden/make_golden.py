@@ -1,6 +1,6 @@
 """Regenerate the golden files: a few small .gcz files made by a shipped model.
 
-    python tests/golden/make_golden.py [--model default] [--out tests/golden/default]
+    python tests/golden/make_golden.py [--model pixel] [--out tests/golden/pixel]
 
 For each case it writes the .gcz file, and records in golden.json the sha256 of
 its decoded integer code (exact on every machine) and the names of reference
@@ -23,7 +23,7 @@ from PIL import Image
 import gencodec
 
 HERE = Path(__file__).resolve().parent
-#: (sample photo from scikit-image, crop box (left, top, width, height), level)
+#: (sample photo from scikit-image, crop box (left, top, width, height), level; beyond a model's ladder: its top)
 CASES = (
     ("astronaut.png", (96, 16, 192, 128), 0),
     ("coffee.png", (200, 120, 160, 112), 4),
@@ -43,7 +43,7 @@ def code_digest(code) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="a shipped model's name; default: %(default)s")
+    parser.add_argument("--model", default=gencodec.DEFAULT_MODEL, help="a shipped model's name; default: %(default)s")
     parser.add_argument("--out", type=Path, default=None, help="default: tests/golden/MODEL")
     args = parser.parse_args(argv)
     args.out = args.out or HERE / args.model
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for photo, (left, top, width, height), level in CASES:
+        level = min(level, codec.n_levels - 1)
         image = Image.open(photos / photo).convert("RGB").crop((left, top, left + width, top + height))
         stem = f"{Path(photo).stem}_{width}x{height}_level{level}"
         data = codec.compress(np.asarray(image), level=level)
