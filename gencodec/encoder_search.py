@@ -39,7 +39,7 @@ from .imageio import image_to_tensor, pad_to_multiple
 #: The encoder's settings file in a model folder.
 ENCODER_NAME = "encoder.json"
 
-#: Pixel-steps per image by default: two steps at 768x512, eight at 384x256, none beyond 1.5 Mpx
+#: Pixel-steps per image by default: two steps at 768x512, eight at 384x256, none above 786,432 pixels
 #: (about 0.5 s on 2 CPU cores for the pixel model at any size, within the encoder's 1 s).
 DEFAULT_WORK = 2 * 768 * 512
 DEFAULT_MAX_STEPS = 16

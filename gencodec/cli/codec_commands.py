@@ -28,7 +28,7 @@ The encoder searches for each photo's code (--search-steps): a few gradient
 steps that make the file smaller for as good a picture (9-30% smaller on
 Kodak with the pixel model, within 1 s at 768x512 on 2 cores). By default
 the number of steps follows the coded picture's size (2 at 768x512, 8 at
-384x256, none above 1.5 megapixels); decoding is the same either way.
+384x256, none above 786,432 coded pixels); decoding is the same either way.
 """
 
 COMPRESS_EPILOG = """\
