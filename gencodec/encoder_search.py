@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .entropy.hyperprior import MAX_RESIDUAL, LatentCode, by_z_tiles
+from .entropy.hyperprior import MAX_RESIDUAL, LatentCode
 from .errors import ModelNotFoundError
 from .imageio import image_to_tensor, pad_to_multiple
 
@@ -109,11 +109,7 @@ def search_code(model, y: torch.Tensor, pixels: np.ndarray, level: int, steps: i
     height, width = pixels.shape[:2]
     with torch.no_grad(), torch.autocast(y.device.type, enabled=False):
         y = y.float()
-        lv = torch.tensor([level], device=y.device)
-        g, gz = latent_codec._gains(lv)
-        z_hat = torch.round(latent_codec._z_scaled(y, gz))
-        indexes = by_z_tiles(lambda z: latent_codec.scale_net.indexes(z, level), z_hat)
-        mu_g = by_z_tiles(latent_codec.hyper_mean, z_hat / gz) * g
+        z_hat, indexes, mu_g, g = latent_codec.side_of(y, level)
         start = (y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL)
         if steps > 0:
             scale = latent_codec.y_conditional.scale(indexes)

@@ -286,13 +286,19 @@ class HyperpriorLatentCodec(nn.Module):
             return self._analyse(y.to(self.log_gain.dtype), level)
 
     def _analyse(self, y: torch.Tensor, level: int) -> LatentCode:
+        z_hat, indexes, mu_g, g = self.side_of(y, level)
+        s = torch.round((y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL))
+        return LatentCode(z_hat[0].long().cpu(), s[0].long().cpu(), indexes[0].cpu())
+
+    def side_of(self, y: torch.Tensor, level: int) -> tuple[torch.Tensor, ...]:
+        """y (1, C, h, w) in float32 -> what the code of y at `level` is coded against: (z^, the scale
+        indexes, the mean mu*g, the gain g); its residuals are round(y*g - mu*g)."""
         lv = torch.tensor([level], device=y.device)
         g, gz = self._gains(lv)
         z_hat = torch.round(self._z_scaled(y, gz))
         indexes = by_z_tiles(lambda z: self.scale_net.indexes(z, level), z_hat)
         mu_g = by_z_tiles(self.hyper_mean, z_hat / gz) * g
-        s = torch.round((y * g - mu_g).clamp(-MAX_RESIDUAL, MAX_RESIDUAL))
-        return LatentCode(z_hat[0].long().cpu(), s[0].long().cpu(), indexes[0].cpu())
+        return z_hat, indexes, mu_g, g
 
     def encode(self, code: LatentCode, level: int, image_size: tuple[int, int]) -> tuple[bytes, float]:
         """Entropy-code a LatentCode -> (payload, information content in bits); `image_size`
