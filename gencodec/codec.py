@@ -169,12 +169,12 @@ class Codec:
             return 0
         return settings.steps_for(height * width) if self.search_steps is None else self.search_steps
 
-    def _code_at(self, analysis: Analysis, level: int, mean: np.ndarray) -> LatentCode:
-        """An analysis -> the integer code at coding `level` (searched where the encoder searches), with its
-        colour offset where the model codes one: measured on the realism-0 picture the decoder will make
-        of it, against the photo's mean colour `mean`."""
+    def _code_at(self, analysis: Analysis, level: int, mean: np.ndarray, search: bool = True) -> LatentCode:
+        """An analysis -> the integer code at coding `level` (searched where the encoder searches, unless
+        `search` is False), with its colour offset where the model codes one: measured on the realism-0
+        picture the decoder will make of it, against the photo's mean colour `mean`."""
         height, width = analysis.pixels.shape[:2]
-        steps = self.search_steps_for(height, width)
+        steps = self.search_steps_for(height, width) if search else 0
         if steps:
             lam = self.model.encoder_search.lambdas[level]
             with torch.inference_mode(False), torch.enable_grad():
@@ -235,10 +235,10 @@ class Codec:
 
     @torch.no_grad()
     def _encode_level(self, ys: dict[int, Analysis], level: int, height: int, width: int,
-                      mean: np.ndarray) -> bytes:
+                      mean: np.ndarray, search: bool = True) -> bytes:
         """The analyses of an image of (height, width) -> the file at `level`: the per-level half (latent
-        coding, the encoder search, colour offset and the ANS stream)."""
-        code = self._code_at(ys[self.rungs[level].downscale], self.rungs[level].level, mean)
+        coding, the encoder search unless `search` is False, colour offset and the ANS stream)."""
+        code = self._code_at(ys[self.rungs[level].downscale], self.rungs[level].level, mean, search)
         return self.encode_code(code, level, height, width)
 
     def compress(self, image, level: int | None = None) -> bytes:
@@ -304,11 +304,18 @@ class Codec:
 
         Give exactly one of `max_bytes` (the file is at most that many bytes)
         or `bpp` (8 * bytes / (width * height) is at most that). The analysis
-        transform runs once; the levels are binary-searched by real encoded
-        size, then the levels just above the answer are checked too, so that
-        a small non-monotone step in the ladder cannot hide a higher level
-        that fits. Raises GencodecError when even the smallest file is too
-        big. `info(data).level` tells which level was chosen.
+        transform runs once. The levels are binary-searched by the real size
+        of their files without the encoder search (cheap), then the levels
+        just above the answer are checked too, so that a small non-monotone
+        step in the ladder cannot hide a higher level that fits. Where the
+        encoder searches (gencodec.encoder_search), only then does it search,
+        at that level and upwards while a searched file fits: the search
+        makes most files smaller, so it can lift the answer by a level, and
+        it runs two or three times rather than at every level tried. Should
+        the searched file at the answer come out larger than the budget, the
+        file without the search, which fits, is returned. Raises
+        GencodecError when even the smallest file is too big.
+        `info(data).level` tells which level was chosen.
         """
         if (bpp is None) == (max_bytes is None):
             raise GencodecError("give exactly one target: bpp or max_bytes")
@@ -325,39 +332,44 @@ class Codec:
         ys, height, width, mean = self._analyses(image, {rung.downscale for rung in self.rungs})
         pixels = width * height
 
-        def fits(n_bytes: int) -> bool:
-            return n_bytes <= max_bytes if max_bytes is not None else 8 * n_bytes / pixels <= bpp
+        def fits(data: bytes) -> bool:
+            return len(data) <= max_bytes if max_bytes is not None else 8 * len(data) / pixels <= bpp
 
-        files: dict[int, bytes] = {}
+        plain: dict[int, bytes] = {}
+        searched: dict[int, bytes] = {}
+
+        def plain_at(level: int) -> bytes:
+            if level not in plain:
+                plain[level] = self._encode_level(ys, level, height, width, mean, search=False)
+            return plain[level]
 
         def file_at(level: int) -> bytes:
-            if level not in files:
-                files[level] = self._encode_level(ys, level, height, width, mean)
-            return files[level]
+            """The file compress() makes at `level`: searched, where the encoder searches at its size."""
+            if level not in searched:
+                searches = self.search_steps_for(*ys[self.rungs[level].downscale].pixels.shape[:2])
+                searched[level] = (self._encode_level(ys, level, height, width, mean) if searches
+                                   else plain_at(level))
+            return searched[level]
 
-        # Binary search for the boundary: `lo` fits (or is -1), `hi` does not (or is N).
-        lo, hi = -1, self.n_levels
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fits(len(file_at(mid))):
-                lo = mid
-            else:
-                hi = mid
-        # Confirm the neighbours: climb while one of the next levels up fits after all.
-        while True:
-            above = [lv for lv in range(lo + 1, min(lo + 1 + TARGET_LOOKAHEAD, self.n_levels))
-                     if fits(len(file_at(lv)))]
-            if not above:
-                break
-            lo = max(above)
-        if lo < 0:
-            level, size = min(((lv, len(f)) for lv, f in files.items()), key=lambda item: (item[1], item[0]))
-            if max_bytes is not None:
-                raise GencodecError(f"cannot meet {max_bytes} bytes: the smallest file at level {level} "
-                                    f"is {size} bytes")
-            raise GencodecError(f"cannot meet {bpp:g} bpp: the smallest file at level {level} is {size} bytes "
-                                f"({8 * size / pixels:.4f} bpp)")
-        return file_at(lo)
+        lo = _highest_fitting(lambda level: fits(plain_at(level)), self.n_levels, TARGET_LOOKAHEAD)
+        best, top = None, max(lo, 0)
+        if fits(file_at(top)):
+            best = top
+        # Climb while the next searched level up fits: searched files are the smaller, rarely by a third,
+        # and the ladder's steps are 1.7-2x, so the level above is the one a search can newly bring in.
+        while top + 1 < self.n_levels and fits(file_at(top + 1)):
+            best = top = top + 1
+        if best is not None:
+            return file_at(best)
+        if lo >= 0:
+            return plain_at(lo)  # the search's file at this level came out larger than the budget
+        level, size = min(((lv, len(f)) for lv, f in {**plain, **searched}.items()),
+                          key=lambda item: (item[1], item[0]))
+        if max_bytes is not None:
+            raise GencodecError(f"cannot meet {max_bytes} bytes: the smallest file at level {level} "
+                                f"is {size} bytes")
+        raise GencodecError(f"cannot meet {bpp:g} bpp: the smallest file at level {level} is {size} bytes "
+                            f"({8 * size / pixels:.4f} bpp)")
 
     # -- decoder ------------------------------------------------------------------------------
     def info(self, data: bytes) -> FileInfo:
@@ -575,3 +587,20 @@ class Codec:
             return self._decode_in_tiles(y_hat, height, width, realism, steps, seed, scheduler)
         x = crop_to(self.reconstruct(y_hat, realism, steps, seed, scheduler), height, width)
         return tensor_to_image(x.float().cpu())
+
+
+def _highest_fitting(fits, n_levels: int, lookahead: int) -> int:
+    """The highest level 0..n_levels-1 for which fits(level) holds, or -1: binary search for the boundary,
+    then the `lookahead` levels above the answer are tried too, climbing while one fits."""
+    lo, hi = -1, n_levels  # `lo` fits (or is -1), `hi` does not (or is n_levels)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    while True:
+        above = [level for level in range(lo + 1, min(lo + 1 + lookahead, n_levels)) if fits(level)]
+        if not above:
+            return lo
+        lo = max(above)

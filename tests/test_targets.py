@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from gencodec.cli import main
+from gencodec.codec import Codec
 from gencodec.errors import GencodecError
+from gencodec.pretrained import load_model
 
 from .conftest import smooth_image
 
@@ -147,9 +149,9 @@ def test_the_search_encodes_few_levels(monkeypatch, rich_codec, image, sizes):
     encoded = []
     original = rich_codec._encode_level
 
-    def counted(y, level, height, width, mean):
+    def counted(y, level, height, width, mean, search=True):
         encoded.append(level)
-        return original(y, level, height, width, mean)
+        return original(y, level, height, width, mean, search)
 
     monkeypatch.setattr(rich_codec, "_encode_level", counted)
     for s in sizes:
@@ -171,7 +173,7 @@ def test_neighbours_are_confirmed_when_sizes_are_not_monotone(monkeypatch, rich_
                                                                max_bytes, expected):
     assert len(ladder_sizes) == rich_codec.n_levels
 
-    def fake(y, level, height, width, mean):
+    def fake(y, level, height, width, mean, search=True):
         return bytes([level]) * ladder_sizes[level]
 
     monkeypatch.setattr(rich_codec, "_encode_level", fake)
@@ -181,6 +183,62 @@ def test_neighbours_are_confirmed_when_sizes_are_not_monotone(monkeypatch, rich_
     else:
         data = rich_codec.compress_to_target(image, max_bytes=max_bytes)
         assert data == bytes([expected]) * ladder_sizes[expected]
+
+
+class _SearchingLadder:
+    """A stand-in for _encode_level of a model whose encoder searches: `plain` and `searched` sizes by
+    level, and a log of the searched levels."""
+
+    def __init__(self, plain, searched):
+        self.plain, self.searched, self.searches = plain, searched, []
+
+    def __call__(self, y, level, height, width, mean, search=True):
+        if search:
+            self.searches.append(level)
+            return bytes([level, 1]) + bytes(self.searched[level] - 2)
+        return bytes([level, 0]) + bytes(self.plain[level] - 2)
+
+
+@pytest.mark.parametrize("plain, searched, max_bytes, expected", [
+    # the searched files are smaller: level 3's searched file fits where its plain file does not
+    ([100, 200, 300, 400, 500, 600, 700, 800], [80, 160, 240, 320, 400, 480, 560, 640], 330, (3, 1)),
+    # the searched file at the plain answer (2) is larger than the budget: the plain file, which fits
+    ([100, 200, 300, 400, 500, 600, 700, 800], [100, 200, 320, 420, 500, 600, 700, 800], 310, (2, 0)),
+    # no plain file fits, but level 0's searched file does
+    ([100, 200, 300, 400, 500, 600, 700, 800], [90, 190, 290, 390, 490, 590, 690, 790], 95, (0, 1)),
+    # the searched files climb two levels above the plain answer
+    ([100, 200, 300, 400, 500, 600, 700, 800], [50, 100, 150, 200, 250, 300, 350, 400], 300, (5, 1)),
+])
+def test_the_search_runs_from_the_plain_answer(monkeypatch, rich_codec, image, plain, searched, max_bytes,
+                                               expected):
+    ladder = _SearchingLadder(plain, searched)
+    monkeypatch.setattr(rich_codec, "_encode_level", ladder)
+    monkeypatch.setattr(rich_codec, "search_steps_for", lambda height, width: 4)
+    data = rich_codec.compress_to_target(image, max_bytes=max_bytes)
+    assert len(data) <= max_bytes
+    assert (data[0], data[1]) == expected
+    assert len(ladder.searches) == len(set(ladder.searches)) <= expected[0] - min(ladder.searches) + 2
+
+
+def test_no_search_when_the_encoder_does_not_search_at_that_size(monkeypatch, rich_codec, image):
+    ladder = _SearchingLadder([100, 200, 300, 400, 500, 600, 700, 800], [50] * 8)
+    monkeypatch.setattr(rich_codec, "_encode_level", ladder)
+    monkeypatch.setattr(rich_codec, "search_steps_for", lambda height, width: 0)
+    data = rich_codec.compress_to_target(image, max_bytes=450)
+    assert (data[0], data[1]) == (3, 0) and ladder.searches == []
+
+
+def test_a_searching_model_s_target_is_the_file_compress_makes():
+    """The shipped pixel model searches: a target's file is compress()'s at the level brute force picks."""
+    codec = Codec(load_model("pixel"), device="cpu")
+    image = smooth_image(128, 192, seed=5)
+    assert codec.search_steps_for(32, 48) > 0
+    sizes = codec.sizes_by_level(image)
+    for target in (sizes[1], (sizes[3] + sizes[4]) // 2, sizes[5]):
+        data = codec.compress_to_target(image, max_bytes=target)
+        level = codec.info(data).level
+        assert len(data) <= target and level == _expected_level(sizes, lambda n: n <= target)
+        assert data == codec.compress(image, level=level)
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -15,6 +16,7 @@ from gencodec.errors import GencodecError
 from gencodec.training import runner
 from gencodec.training.checkpoints import COMPLETE, latest_checkpoint
 from gencodec.training.config import StageConfig
+from gencodec.training.objectives import random_levels
 from gencodec.training.parameters import trainable_parameters
 
 from .conftest import LPIPS_WEIGHTS, ROOT, smooth_image
@@ -195,6 +197,32 @@ def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path,
     assert f"stage 'codec_low': warm start from {out / 'codec' / 'model'}" in printed
     assert "stage 'codec_low': levels start from levels [1, 1, 2, 3]" in printed
     assert gencodec.load(out / "model", device="cpu").model.config.trained_steps == 5
+
+
+def test_a_stage_trains_only_its_train_levels(photos, tmp_path, monkeypatch):
+    train = _train_module()
+    seen = []
+    real_objective = runner.codec_objective
+
+    def recording_objective(model, x, level, lambdas, *space):
+        seen.extend(level.tolist())
+        return real_objective(model, x, level, lambdas, *space)
+
+    monkeypatch.setattr(runner, "codec_objective", recording_objective)
+    cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
+    cfg["trackers"] = []
+    cfg["stages"] = [{"name": "codec", "steps": 6, "train_levels": [1, 3]}]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"),
+                       "--cpu"]) == 0
+    assert len(seen) == 6 * cfg["data"]["batch_size"] and set(seen) == {1, 3}
+
+
+def test_random_levels_draws_from_the_given_levels():
+    generator = torch.Generator().manual_seed(0)
+    assert set(random_levels(400, 8, "cpu", generator).tolist()) == set(range(8))
+    assert set(random_levels(400, 8, "cpu", generator, levels=[5, 6, 7]).tolist()) == {5, 6, 7}
 
 
 def test_a_bad_level_init_stops_the_run_before_any_stage_starts(photos, tmp_path):

@@ -103,6 +103,9 @@ class StageConfig:
     # decoder (data.render_crop px), beside the latent MSE: it is pixels that realism 0 should be closest in.
     pixel_distortion: float = 0.0
     level_init: list[int] | None = None  # level l starts from the warm start's level level_init[l]
+    # The coding levels the stage trains, drawn uniformly (null: all). A ladder that uses a few coding
+    # levels (gencodec.rungs) can spend every step on them; the others are left as they are.
+    train_levels: list[int] | None = None
     level_init_log_gain_offsets: list[float] | None = None
     level_init_log_z_gain_offsets: list[float] | None = None
     # Decoder stages (null: not set).
@@ -389,6 +392,10 @@ def _check_levels(stage: Stage) -> None:
         raise GencodecError(f"stage '{name}': {len(stage.lambdas)} lambdas for the model's {n} levels")
     if own.level_init is not None and (len(own.level_init) != n or not all(0 <= s < n for s in own.level_init)):
         raise GencodecError(f"stage '{name}': level_init needs {n} source levels in [0, {n}), got {own.level_init}")
+    levels = own.train_levels
+    if levels is not None and (not levels or len(set(levels)) != len(levels)
+                               or not all(isinstance(v, int) and 0 <= v < n for v in levels)):
+        raise GencodecError(f"stage '{name}': train_levels needs distinct levels in [0, {n}), got {levels}")
     for key in ("level_init_log_gain_offsets", "level_init_log_z_gain_offsets"):
         offsets = getattr(own, key)
         if offsets is not None and len(offsets) != n:

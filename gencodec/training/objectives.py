@@ -102,9 +102,13 @@ class Space:
                 image[..., top * f:(top + rows) * f, left * f:(left + cells) * f])
 
 
-def random_levels(batch_size: int, n_levels: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One rate level per image, uniform over the ladder, so one model learns them all."""
-    return torch.randint(0, n_levels, (batch_size,), device=device, generator=generator)
+def random_levels(batch_size: int, n_levels: int, device, generator: torch.Generator | None = None,
+                  levels: list[int] | None = None) -> torch.Tensor:
+    """One rate level per image, uniform over the ladder (or over `levels`), so one model learns them all."""
+    if levels is None:
+        return torch.randint(0, n_levels, (batch_size,), device=device, generator=generator)
+    pick = torch.randint(0, len(levels), (batch_size,), device=device, generator=generator)
+    return torch.tensor(levels, device=device)[pick]
 
 
 def _psnr(distortion: torch.Tensor) -> torch.Tensor:

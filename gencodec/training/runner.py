@@ -287,7 +287,7 @@ class StageRun:
     def generator_step(self, x: torch.Tensor, image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step of the model (or one micro-batch of it, with gradient accumulation)."""
         acc, own, step = self.accelerator, self.stage.config, self.state.step
-        level = random_levels(x.shape[0], self.raw_model.n_levels, x.device)
+        level = random_levels(x.shape[0], self.raw_model.n_levels, x.device, levels=own.train_levels)
         self.raw_model.latent_codec.rate_quantizer = own.rate_quantizer_at(step)
         with acc.accumulate(self.model):
             with acc.autocast():
