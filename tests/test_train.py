@@ -173,16 +173,22 @@ def test_straight_through_rate_is_the_real_rate(rich_codec):
         model.latent_codec(y, level)
 
 
-def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path, capsys, monkeypatch):
-    train = _train_module()
+def _record_codec_objective(monkeypatch) -> list[tuple[list[float], list[int]]]:
+    """The codec objective, recording the (lambdas, levels) of each call."""
     seen = []
     real_objective = runner.codec_objective
 
     def recording_objective(model, x, level, lambdas, *space):
-        seen.append(lambdas.tolist())
+        seen.append((lambdas.tolist(), level.tolist()))
         return real_objective(model, x, level, lambdas, *space)
 
     monkeypatch.setattr(runner, "codec_objective", recording_objective)
+    return seen
+
+
+def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path, capsys, monkeypatch):
+    train = _train_module()
+    seen = _record_codec_objective(monkeypatch)
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
     cfg["trackers"] = []
     cfg["stages"] = [{"name": "codec", "steps": 2, "lambdas": [0.01, 0.02, 0.04, 0.08]},
@@ -192,7 +198,8 @@ def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path,
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
     assert train.main(["--config", str(config), "--data", str(photos), "--out", str(out), "--cpu"]) == 0
-    assert seen == [pytest.approx([0.01, 0.02, 0.04, 0.08])] * 2 + [pytest.approx(cfg["lambdas"])] * 3
+    assert [lambdas for lambdas, _ in seen] == ([pytest.approx([0.01, 0.02, 0.04, 0.08])] * 2
+                                                + [pytest.approx(cfg["lambdas"])] * 3)
     printed = capsys.readouterr().out
     assert f"stage 'codec_low': warm start from {out / 'codec' / 'model'}" in printed
     assert "stage 'codec_low': levels start from levels [1, 1, 2, 3]" in printed
@@ -201,14 +208,7 @@ def test_a_named_stage_runs_its_objective_with_its_own_lambdas(photos, tmp_path,
 
 def test_a_stage_trains_only_its_train_levels(photos, tmp_path, monkeypatch):
     train = _train_module()
-    seen = []
-    real_objective = runner.codec_objective
-
-    def recording_objective(model, x, level, lambdas, *space):
-        seen.extend(level.tolist())
-        return real_objective(model, x, level, lambdas, *space)
-
-    monkeypatch.setattr(runner, "codec_objective", recording_objective)
+    seen = _record_codec_objective(monkeypatch)
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny.yaml"))
     cfg["trackers"] = []
     cfg["stages"] = [{"name": "codec", "steps": 6, "train_levels": [1, 3]}]
@@ -216,7 +216,8 @@ def test_a_stage_trains_only_its_train_levels(photos, tmp_path, monkeypatch):
     config.write_text(yaml.safe_dump(cfg))
     assert train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"),
                        "--cpu"]) == 0
-    assert len(seen) == 6 * cfg["data"]["batch_size"] and set(seen) == {1, 3}
+    levels = [level for _, batch in seen for level in batch]
+    assert len(levels) == 6 * cfg["data"]["batch_size"] and set(levels) == {1, 3}
 
 
 def test_random_levels_draws_from_the_given_levels():
