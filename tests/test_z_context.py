@@ -4,6 +4,7 @@ folder that gains one without any decoded picture changing."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -210,3 +211,27 @@ def test_damage_behind_a_valid_checksum_is_caught_with_the_context(folders):
             assert "\n" not in str(exc)
             caught += 1
     assert caught >= 90
+
+
+def test_the_script_fits_every_coding_level_of_a_model_with_rungs(folders, tmp_path, capsys):
+    """A ladder of rungs has its own number of file levels: the context is fitted per coding level."""
+    import gencodec
+    from .conftest import load_script
+    plain, _ = folders
+    with_rungs = tmp_path / "rungs"
+    shutil.copytree(plain, with_rungs)
+    config = json.loads((with_rungs / "config.json").read_text())
+    config["rungs"] = [[2, 4, 7], [7, 1, None]]
+    (with_rungs / "config.json").write_text(json.dumps(config))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(3):
+        Image.fromarray(smooth_image(128, 160, seed)).save(photos / f"{seed}.png")
+    script = load_script("fit_z_context")
+    assert script.main(["--model", str(with_rungs), "--data", str(photos), "--photos", "2", "--held-out", "1",
+                        "--out", str(tmp_path / "fitted")]) == 0
+    codec = gencodec.load(tmp_path / "fitted", device="cpu")
+    assert codec.n_levels == 2 and codec.model.latent_codec.z_context is not None
+    assert f"at {codec.model.n_levels} coding levels" in capsys.readouterr().out
+    photo = smooth_image(96, 128, seed=4)
+    assert np.asarray(codec.decompress(codec.compress(photo, level=1), realism=0)).shape == photo.shape

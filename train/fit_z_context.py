@@ -48,15 +48,15 @@ def main(argv=None) -> int:
     if len(images) < wanted:
         raise GencodecError(f"'{args.data}' has {len(images)} photos; {wanted} are needed")
     chosen = [images[i] for i in np.random.default_rng(args.seed).choice(len(images), wanted, replace=False)]
-    print(f"analysing {wanted} photos at {codec.n_levels} levels")
+    print(f"analysing {wanted} photos at {codec.model.n_levels} coding levels")
     latents = hyper_latents(codec, chosen, log=print)
     lc = codec.model.latent_codec
-    prior = fit(latents[:args.photos], codec.n_levels, lc.hyper_latent_channels, lc.z_prior.half_width)
+    prior = fit(latents[:args.photos], codec.model.n_levels, lc.hyper_latent_channels, lc.z_prior.half_width)
     if args.held_out:
         held_out = latents[args.photos:]
         before, after = bits_per_level(None, codec, held_out), bits_per_level(prior, codec, held_out)
         print(f"bits of z^ per photo, mean over {args.held_out} held-out photos")
-        print("| level | factorized prior | z context | saved |")
+        print("| coding level | factorized prior | z context | saved |")
         print("|---|---|---|---|")
         for level, (b, a) in enumerate(zip(before, after)):
             print(f"| {level} | {b:.0f} | {a:.0f} | {100 * (1 - a / b):.0f}% |")

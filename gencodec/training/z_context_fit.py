@@ -38,7 +38,7 @@ def hyper_latents(codec, images, log=None) -> list[list[np.ndarray]]:
     for number, image in enumerate(images, 1):
         y, _, _, _ = codec._analysis_transform(image)
         out.append([latent_codec.analyse(y, level).z_hat.numpy().astype(np.int64)
-                    for level in range(codec.n_levels)])
+                    for level in range(codec.model.n_levels)])
         if log and number % 50 == 0:
             log(f"  {number} of {len(images)} photos analysed")
     return out
@@ -78,7 +78,7 @@ def bits_per_level(prior: ZContextPrior | None, codec, latents) -> list[float]:
     latent_codec = codec.model.latent_codec
     channels = latent_codec.hyper_latent_channels
     means = []
-    for level in range(codec.n_levels):
+    for level in range(codec.model.n_levels):
         total = 0.0
         for per_level in latents:
             z = per_level[level]
