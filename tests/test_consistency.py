@@ -1,4 +1,5 @@
-"""The decoder stages' consistency term: realism 1's thumbnails are tied to realism 0's."""
+"""Thumbnail terms: the decoder stages' consistency (realism 1's thumbnails tied to realism 0's) and the
+pixel codec's thumb distortion (bits to layout and colours)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from gencodec.training import losses
 from gencodec.training.objectives import THUMBNAIL
 
-from .conftest import generative_objective, moving_denoiser_model
+from .conftest import generative_objective, moving_denoiser_model, small_model
 
 
 def test_thumbnail_mse_ignores_texture_inside_a_block_and_sees_a_cast():
@@ -40,3 +41,22 @@ def test_consistency_term_is_added_and_pulls_on_the_denoiser():
     assert tied > plain + 0.5 * 255 ** 2 * mse * 0.1
     assert grad_tied != pytest.approx(grad_plain)
     assert THUMBNAIL == 8
+
+
+def test_thumb_distortion_adds_the_thumbnail_mse_at_each_images_lambda():
+    from gencodec.training.objectives import Space, codec_objective
+
+    model = small_model().eval()
+    x = torch.rand(2, 3, 64, 64)
+    level, lambdas = torch.tensor([0, 1]), torch.tensor([0.5, 2.0] + [1.0] * (model.n_levels - 2))
+    with torch.no_grad():
+        plain, metrics = codec_objective(model, x, level, lambdas)
+        weighted, thumb_metrics = codec_objective(model, x, level, lambdas, thumb_distortion=3.0)
+        x_bar = model(x, level)["x_bar"]
+    expected = plain + (lambdas[level] * 3.0 * 255 ** 2 * losses.thumbnail_mse(x_bar, x, THUMBNAIL)).mean()
+    assert weighted > plain
+    assert torch.allclose(weighted, expected, rtol=1e-5)
+    assert thumb_metrics["psnr"] == pytest.approx(metrics["psnr"].item())  # PSNR stays the plain one
+    assert "psnr_thumb" in thumb_metrics and "psnr_thumb" not in metrics
+    with pytest.raises(ValueError, match="applies to the pixel family's image space"):
+        codec_objective(model, x, level, lambdas, Space(scale=8, render=lambda s: s), thumb_distortion=1.0)

@@ -239,6 +239,8 @@ def test_configs_latent_yaml_is_valid():
     (lambda c: c["stages"][1].update(pixel_distortion=1.0),
      "stage 'decoder': pixel_distortion is a non-negative weight for the latent family's codec stages"),
     (lambda c: c["stages"][0].update(pixel_distortion=-1.0), "stage 'codec': pixel_distortion is a non-negative"),
+    (lambda c: c["stages"][0].update(thumb_distortion=1.0),
+     "stage 'codec': thumb_distortion is a non-negative weight for the pixel family's codec stages"),
 ])
 def test_latent_config_errors_are_one_line(change, message):
     cfg = yaml.safe_load(open(ROOT / "configs" / "tiny_latent.yaml"))

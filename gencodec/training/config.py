@@ -102,6 +102,9 @@ class StageConfig:
     # The latent family's codec stages: weight of the pixel MSE of a crop of x_bar rendered by the frozen
     # decoder (data.render_crop px), beside the latent MSE: it is pixels that realism 0 should be closest in.
     pixel_distortion: float = 0.0
+    # The pixel family's codec stages: weight of the MSE of 1/8 area-downsampled images beside the MSE
+    # (objectives.codec_objective): bits go to layout and colours first.
+    thumb_distortion: float = 0.0
     level_init: list[int] | None = None  # level l starts from the warm start's level level_init[l]
     # The coding levels the stage trains, drawn uniformly (null: all). A ladder that uses a few coding
     # levels (gencodec.rungs) can spend every step on them; the others are left as they are.
@@ -337,6 +340,9 @@ def _check_objective_settings(stage: Stage) -> None:
     if own.pixel_distortion and (kind != "codec" or stage.family != "latent" or own.pixel_distortion < 0):
         raise GencodecError(f"stage '{name}': pixel_distortion is a non-negative weight for the latent family's "
                             f"codec stages, got {own.pixel_distortion} in a {stage.family} {kind} stage")
+    if own.thumb_distortion and (kind != "codec" or stage.family != "pixel" or own.thumb_distortion < 0):
+        raise GencodecError(f"stage '{name}': thumb_distortion is a non-negative weight for the pixel family's "
+                            f"codec stages, got {own.thumb_distortion} in a {stage.family} {kind} stage")
     if given["train_synthesis"] and kind != "decoder":
         raise GencodecError(f"stage '{name}': train_synthesis applies to decoder stages only "
                             "(a joint stage trains the synthesis anyway)")

@@ -118,19 +118,25 @@ def _psnr(distortion: torch.Tensor) -> torch.Tensor:
 
 def codec_objective(model: CodecModel, x: torch.Tensor, level: torch.Tensor,
                     lambdas: torch.Tensor, space: Space = Space(), image: torch.Tensor | None = None,
-                    pixel_distortion: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                    pixel_distortion: float = 0.0, thumb_distortion: float = 0.0
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Stage 1, codec pretraining: rate + lambda(level) * MSE of the base reconstruction (in the working space).
 
     With `pixel_distortion` (the latent family) the distortion also counts, at that weight, the pixel MSE
     of a crop of x_bar rendered by the frozen decoder against the same crop of `image`: a latent's MSE
     weighs every channel alike, while the decoder does not, and the mean latent of a blurred region
     does not render as that region blurred.
+
+    With `thumb_distortion` (the pixel family) the distortion also counts, at that weight, the MSE of the
+    THUMBNAIL-downsampled x_bar against the downsampled image: it moves bits to the layout and colours,
+    which a viewer (and the thumb-PSNR) sees first and a plain MSE weighs no more than fine detail.
     """
     out = model(x, level)
     num_pixels = space.pixels(x)
     bpp = losses.bits_per_pixel(out["bits"], num_pixels)
-    distortion = losses.mse(out["x_bar"].float(), x.float())
-    metrics = {"mse": distortion.mean().detach()}
+    plain_mse = losses.mse(out["x_bar"].float(), x.float())
+    distortion = plain_mse
+    metrics = {"mse": plain_mse.mean().detach()}
     if pixel_distortion:
         if image is None or space.render is None:
             raise ValueError("pixel_distortion needs a rendering working space and the batch's images")
@@ -138,9 +144,15 @@ def codec_objective(model: CodecModel, x: torch.Tensor, level: torch.Tensor,
         pixel_mse = losses.mse(rendered, target)
         distortion = distortion + pixel_distortion * pixel_mse
         metrics["psnr"] = _psnr(pixel_mse.detach())
+    if thumb_distortion:
+        if space.render is not None:
+            raise ValueError("thumb_distortion applies to the pixel family's image space")
+        thumb_mse = losses.thumbnail_mse(out["x_bar"].float(), x.float(), THUMBNAIL)
+        distortion = distortion + thumb_distortion * thumb_mse
+        metrics["psnr_thumb"] = _psnr(thumb_mse.detach())
     loss = losses.rate_distortion(bpp.float(), distortion, lambdas[level], space.distortion_scale)
     metrics = {"loss": loss.detach(), "bpp": bpp.mean().detach(), **metrics,
-               **({"psnr": _psnr(distortion).detach()} if space.render is None else {}),
+               **({"psnr": _psnr(plain_mse).detach()} if space.render is None else {}),
                "bpp_z": losses.bits_per_pixel(out["bits_z"], num_pixels).mean().detach()}
     return loss, metrics
 

@@ -294,7 +294,7 @@ class StageRun:
                 if self.objective is None:
                     loss, metrics = codec_objective(self.model, x, level, self.lambdas * own.boost_at(step),
                                                     Space.of(self.raw_model, self.stage.data.render_crop), image,
-                                                    own.pixel_distortion)
+                                                    own.pixel_distortion, own.thumb_distortion)
                 else:
                     loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas, image)
             if not torch.isfinite(loss):
