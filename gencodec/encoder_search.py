@@ -46,23 +46,31 @@ ENCODER_NAME = "encoder.json"
 #: core; an encoder in a hurry over many small pictures passes search_steps=0.
 DEFAULT_WORK = 2 * 768 * 512
 DEFAULT_MAX_STEPS = 16
+#: Pixels per side of one thumbnail pixel in the search's thumbnail term (the training objective's THUMBNAIL).
+THUMBNAIL = 8
 
 
 @dataclass(frozen=True)
 class SearchSettings:
     """`lambdas`: the trade-off each coding level was trained for (loss = bpp + lambda *
     distortion_scale * MSE in the model's working space), one per coding level. `work`: coded
-    pixels x steps per image; `max_steps`: the most steps any picture takes."""
+    pixels x steps per image; `max_steps`: the most steps any picture takes. `thumb_weight`: the
+    weight of the MSE of the 1/THUMBNAIL area-downsampled pictures beside the MSE, as the codec's
+    training weighed it (a codec stage's thumb_distortion): the search then lowers the loss the
+    codec was trained on."""
 
     lambdas: tuple[float, ...]
     work: int = DEFAULT_WORK
     max_steps: int = DEFAULT_MAX_STEPS
+    thumb_weight: float = 0.0
 
     def __post_init__(self):
         if not self.lambdas or not all(np.isfinite(v) and v > 0 for v in self.lambdas):
             raise ValueError(f"search lambdas must be positive numbers, got {list(self.lambdas)}")
         if self.work < 0 or self.max_steps < 0:
             raise ValueError("search work and max_steps must not be negative")
+        if not (np.isfinite(self.thumb_weight) and self.thumb_weight >= 0):
+            raise ValueError(f"search thumb_weight must be a non-negative number, got {self.thumb_weight}")
 
     def steps_for(self, coded_pixels: int) -> int:
         """The steps a picture of `coded_pixels` takes: the work budget over its size, capped."""
@@ -78,7 +86,8 @@ def read_settings(folder: str | os.PathLike, n_levels: int) -> SearchSettings | 
         raw = json.loads(path.read_text())
         settings = SearchSettings(lambdas=tuple(float(v) for v in raw["search"]["lambdas"]),
                                   work=int(raw["search"].get("work", DEFAULT_WORK)),
-                                  max_steps=int(raw["search"].get("max_steps", DEFAULT_MAX_STEPS)))
+                                  max_steps=int(raw["search"].get("max_steps", DEFAULT_MAX_STEPS)),
+                                  thumb_weight=float(raw["search"].get("thumb_weight", 0.0)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelNotFoundError(f"cannot read '{path}': {' '.join(str(exc).split())}") from exc
     if len(settings.lambdas) != n_levels:
@@ -90,6 +99,8 @@ def read_settings(folder: str | os.PathLike, n_levels: int) -> SearchSettings | 
 def write_settings(folder: str | os.PathLike, settings: SearchSettings) -> None:
     search = asdict(settings)
     search["lambdas"] = list(settings.lambdas)
+    if not settings.thumb_weight:
+        del search["thumb_weight"]  # files of models without it stay as they were
     (Path(folder) / ENCODER_NAME).write_text(json.dumps({"search": search}, indent=2) + "\n")
 
 
@@ -100,9 +111,10 @@ def step_size(steps: int) -> float:
 
 
 def search_code(model, y: torch.Tensor, pixels: np.ndarray, level: int, steps: int,
-                lam: float) -> LatentCode:
+                lam: float, thumb_weight: float = 0.0) -> LatentCode:
     """The integer code at coding `level` for a picture (uint8 `pixels`, whose analysis is `y`), its
-    residuals searched for `steps` Adam steps on bits + lam * distortion_scale * MSE.
+    residuals searched for `steps` Adam steps on bits + lam * distortion_scale * (MSE + thumb_weight *
+    the MSE of the 1/THUMBNAIL area-downsampled pictures).
 
     The rate is the Gaussian conditional's information content of the unrounded residual (it pulls
     each one toward its mean); the distortion sees the rounded code through the base synthesis
@@ -130,7 +142,12 @@ def search_code(model, y: torch.Tensor, pixels: np.ndarray, level: int, steps: i
             rounded = residual + (torch.round(residual) - residual).detach()
             bits = -torch.log2(latent_codec.y_conditional.likelihood(residual, scale)).sum()
             out = model.synthesis(((rounded + mu_g) / g).to(model.dtype)).float()
-            mse = (out - target)[..., :rows, :cols].pow(2).mean()
+            error = (out - target)[..., :rows, :cols]
+            mse = error.pow(2).mean()
+            if thumb_weight and min(rows, cols) >= THUMBNAIL:
+                # The downsampled error is the thumbnails' error (pooling is linear); edge rows and
+                # columns short of a whole block are left out, as the training crops have none.
+                mse = mse + thumb_weight * torch.nn.functional.avg_pool2d(error, THUMBNAIL).pow(2).mean()
             loss = bits / (height * width) + weight * mse
             # Only the residuals' gradient: the networks' weights take none.
             (residual.grad,) = torch.autograd.grad(loss, [residual])

@@ -11,7 +11,8 @@ import torch
 
 import gencodec
 from gencodec.codec import Codec
-from gencodec.encoder_search import ENCODER_NAME, SearchSettings, read_settings, search_code, step_size
+from gencodec.encoder_search import (ENCODER_NAME, SearchSettings, read_settings, search_code, step_size,
+                                     write_settings)
 from gencodec.errors import GencodecError, ModelNotFoundError
 from gencodec.pretrained import load_model
 
@@ -54,7 +55,9 @@ def test_the_steps_follow_the_coded_size():
 
 
 @pytest.mark.parametrize("kwargs", [dict(lambdas=()), dict(lambdas=(1e-4, -1.0)), dict(lambdas=(float("nan"),)),
-                                    dict(lambdas=(1e-4,), work=-1), dict(lambdas=(1e-4,), max_steps=-2)])
+                                    dict(lambdas=(1e-4,), work=-1), dict(lambdas=(1e-4,), max_steps=-2),
+                                    dict(lambdas=(1e-4,), thumb_weight=-1.0),
+                                    dict(lambdas=(1e-4,), thumb_weight=float("nan"))])
 def test_wrong_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         SearchSettings(**kwargs)
@@ -80,6 +83,36 @@ def test_a_broken_encoder_json_is_refused(tmp_path, text, message):
     (tmp_path / ENCODER_NAME).write_text(text)
     with pytest.raises(ModelNotFoundError, match=message):
         read_settings(tmp_path, 8)
+
+
+def test_the_thumb_weight_is_written_only_where_set(tmp_path):
+    write_settings(tmp_path, SearchSettings(LAMBDAS))
+    assert "thumb_weight" not in json.loads((tmp_path / ENCODER_NAME).read_text())["search"]
+    assert read_settings(tmp_path, 8).thumb_weight == 0.0
+    write_settings(tmp_path, SearchSettings(LAMBDAS, thumb_weight=1.5))
+    assert read_settings(tmp_path, 8) == SearchSettings(LAMBDAS, thumb_weight=1.5)
+
+
+def _thumb_mse(codec: Codec, code, level: int, pixels: np.ndarray) -> float:
+    """The MSE of realism 0's 1/8 thumbnail against the photo's."""
+    height, width = pixels.shape[:2]
+    picture = codec._decode_y_hat(codec.model.latent_codec.reconstruct(code, level), height, width, 0.0, 1, 0,
+                                  "ddim").astype(np.float64)
+    thumb = lambda a: a.reshape(height // 8, 8, width // 8, 8, 3).mean((1, 3))
+    return float(np.mean((thumb(picture) - thumb(pixels.astype(np.float64))) ** 2))
+
+
+def test_a_thumb_weight_makes_the_search_keep_the_thumbnail(pixel_model, photo):
+    """The same steps, with and without the thumbnail term: the weighted search's realism-0 thumbnail is
+    nearer the photo's, and the codec records the setting with the files it writes."""
+    codec = Codec(pixel_model, device="cpu")
+    with torch.no_grad():
+        y = pixel_model.encode(torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255)
+    level = 4
+    plain = search_code(pixel_model, y, photo, level, 8, LAMBDAS[level])
+    weighted = search_code(pixel_model, y, photo, level, 8, LAMBDAS[level], thumb_weight=20.0)
+    assert _thumb_mse(codec, weighted, level, photo) < _thumb_mse(codec, plain, level, photo)
+    assert codec.encoder_search.get("thumb_weight", 0.0) == pixel_model.encoder_search.thumb_weight
 
 
 def test_the_search_lowers_the_real_loss(pixel_model, photo):

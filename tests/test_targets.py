@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gencodec.cli import main
-from gencodec.codec import Codec
+from gencodec.codec import SEARCH_MAX_SAVING, TARGET_LOOKAHEAD, Codec
 from gencodec.errors import GencodecError
 from gencodec.pretrained import load_model
 
@@ -208,6 +208,11 @@ class _SearchingLadder:
     ([100, 200, 300, 400, 500, 600, 700, 800], [90, 190, 290, 390, 490, 590, 690, 790], 95, (0, 1)),
     # the searched files climb two levels above the plain answer
     ([100, 200, 300, 400, 500, 600, 700, 800], [50, 100, 150, 200, 250, 300, 350, 400], 300, (5, 1)),
+    # the searched files dip: level 3's does not fit, level 4's does (the lookahead, as in the plain search)
+    ([100, 200, 300, 400, 500, 600, 700, 800], [80, 160, 240, 400, 300, 480, 560, 640], 330, (4, 1)),
+    # a level whose plain file is over twice the budget is not searched (SEARCH_MAX_SAVING), whatever it
+    # would have come to
+    ([100, 200, 300, 1000, 1000, 1000, 1000, 1000], [50, 100, 150, 100, 100, 100, 100, 100], 330, (2, 1)),
 ])
 def test_the_search_runs_from_the_plain_answer(monkeypatch, rich_codec, image, plain, searched, max_bytes,
                                                expected):
@@ -217,7 +222,10 @@ def test_the_search_runs_from_the_plain_answer(monkeypatch, rich_codec, image, p
     data = rich_codec.compress_to_target(image, max_bytes=max_bytes)
     assert len(data) <= max_bytes
     assert (data[0], data[1]) == expected
-    assert len(ladder.searches) == len(set(ladder.searches)) <= expected[0] - min(ladder.searches) + 2
+    assert SEARCH_MAX_SAVING == 0.5  # the rows above assume it
+    # Each level searched at most once, and none beyond the lookahead above the answer.
+    highest_tried = expected[0] + TARGET_LOOKAHEAD
+    assert len(ladder.searches) == len(set(ladder.searches)) <= highest_tried - min(ladder.searches) + 1
 
 
 def test_no_search_when_the_encoder_does_not_search_at_that_size(monkeypatch, rich_codec, image):

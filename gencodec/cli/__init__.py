@@ -47,7 +47,7 @@ levels:
   model, 'pixel'; 8 for 'latent'). Level 0 gives the smallest file and the
   roughest picture; each higher level spends more bits on detail. The default
   is the middle level, N // 2. On the Kodak photos the default model spans
-  about 0.002 bpp (100 bytes for 768x512) at level 0 to 0.065 bpp (3.2 KB)
+  about 0.002 bpp (120 bytes for 768x512) at level 0 to 0.07 bpp (3.4 KB)
   at level 6; gencodec/weights/pixel/ladder.json has every level's range.
   Its five lowest levels code the photo made 4 or 2 times smaller and bring
   it back to full size (its model card says why).
