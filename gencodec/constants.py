@@ -22,6 +22,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 #: Samplers the generative decoder can run (diffusers' DDIM, DPM-Solver++, Euler).
 SCHEDULERS = ("ddim", "dpmsolver", "euler")
 
+#: Pixels per side of one thumbnail pixel: the thumb-PSNR of the evaluation, the training's thumbnail
+#: terms (consistency, thumb_distortion) and the encoder search's thumb_weight all see the same thumbnail.
+THUMBNAIL = 8
+
 # The most encoder-search steps one may ask for (gencodec.encoder_search): each costs a pass of the
 # synthesis transform and its gradient.
 MAX_SEARCH_STEPS = 200

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .constants import THUMBNAIL
 from .entropy.hyperprior import MAX_RESIDUAL, LatentCode
 from .errors import ModelNotFoundError
 from .imageio import image_to_tensor, pad_to_multiple
@@ -46,8 +47,6 @@ ENCODER_NAME = "encoder.json"
 #: core; an encoder in a hurry over many small pictures passes search_steps=0.
 DEFAULT_WORK = 2 * 768 * 512
 DEFAULT_MAX_STEPS = 16
-#: Pixels per side of one thumbnail pixel in the search's thumbnail term (the training objective's THUMBNAIL).
-THUMBNAIL = 8
 
 
 @dataclass(frozen=True)

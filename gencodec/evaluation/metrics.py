@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..constants import THUMBNAIL  # pixels per side of one thumbnail pixel for thumb-PSNR
 from ..errors import GencodecError
 
 VGG16_WEIGHTS_ENV = "GENCODEC_VGG16_WEIGHTS"
@@ -87,10 +88,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------ fidelity of layout and colour
-
-#: Pixels per side of one thumbnail pixel for thumb-PSNR (the training's consistency term uses the same factor).
-THUMBNAIL = 8
-
 
 def area_downsample(image: np.ndarray, factor: int = THUMBNAIL) -> np.ndarray:
     """Float64 (H // factor, W // factor, 3): the mean of each factor x factor block (rows and columns past

@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from ..constants import THUMBNAIL  # the thumbnail terms see the evaluation's thumbnail
 from ..evaluation.metrics import psnr_from_mse
 from ..model import CodecModel
 from . import losses
@@ -30,9 +31,6 @@ from .noise import TrainingNoise
 
 STAGES = ("codec", "decoder", "joint", "distill")
 
-#: Pixels per side of one thumbnail pixel in the consistency term (the evaluation's thumb-PSNR uses the
-#: same factor: gencodec.evaluation.metrics.THUMBNAIL).
-THUMBNAIL = 8
 
 #: The period the periodic term looks at, and its windows in pixels: the pixel family's denoiser folds by 4,
 #: and LPIPS's AlexNet has stride 4. 64-pixel windows keep the term to truly repeating patterns.
