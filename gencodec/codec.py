@@ -53,7 +53,9 @@ from .tiling import BlendedCanvas, run_tiled, tile_starts
 ENCODE_TILE, ENCODE_OVERLAP = 1024, 128
 DECODE_TILE, DECODE_OVERLAP = 1024, 128
 
-# compress_to_target: how many levels above the binary search's answer are checked as well.
+# compress_to_target: how many levels above the binary search's answer are checked as well. The first
+# level of every larger coded size is checked too (_rung_starts): a file dips where the ladder moves to a
+# larger picture at a lower coding level, which can be more than TARGET_LOOKAHEAD levels up.
 TARGET_LOOKAHEAD = 2
 # compress_to_target: the most the encoder search takes off a file, as a share of its size without the
 # search. Measured: 9-30% on Kodak's 768x512 photos, up to 40% on 192x128 pictures (whose 4x-smaller rungs
@@ -313,8 +315,9 @@ class Codec:
         or `bpp` (8 * bytes / (width * height) is at most that). The analysis
         transform runs once. The levels are binary-searched by the real size
         of their files without the encoder search (cheap), then the levels
-        just above the answer are checked too, so that a small non-monotone
-        step in the ladder cannot hide a higher level that fits. Where the
+        just above the answer, and the first level of each larger coded
+        picture, are checked too, so that a non-monotone step in the ladder
+        cannot hide a higher level that fits. Where the
         encoder searches (gencodec.encoder_search), only then does it search,
         at that level, and it climbs the same way by searched files (skipping
         levels whose plain file is too large for any search to bring within
@@ -369,10 +372,11 @@ class Codec:
                 return False
             return fits(file_at(level))
 
-        lo = _highest_fitting(lambda level: fits(plain_at(level)), self.n_levels, TARGET_LOOKAHEAD)
+        starts = _rung_starts([rung.downscale for rung in self.rungs])
+        lo = _highest_fitting(lambda level: fits(plain_at(level)), self.n_levels, TARGET_LOOKAHEAD, starts)
         top = max(lo, 0)
         top_fits = searched_fits(top)
-        reached = _climb(searched_fits, top, self.n_levels, TARGET_LOOKAHEAD)
+        reached = _climb(searched_fits, top, self.n_levels, TARGET_LOOKAHEAD, starts)
         if top_fits or reached > top:
             return file_at(reached)
         if lo >= 0:
@@ -603,9 +607,16 @@ class Codec:
         return tensor_to_image(x.float().cpu())
 
 
-def _highest_fitting(fits, n_levels: int, lookahead: int) -> int:
+def _rung_starts(downscales: list[int]) -> tuple[int, ...]:
+    """The levels (above 0) where the coded picture's size changes: each is the cheapest level of its size,
+    so its file can be smaller than those of the levels just below it."""
+    return tuple(level for level in range(1, len(downscales)) if downscales[level] != downscales[level - 1])
+
+
+def _highest_fitting(fits, n_levels: int, lookahead: int, starts: tuple[int, ...] = ()) -> int:
     """The highest level 0..n_levels-1 for which fits(level) holds, or -1: binary search for the boundary,
-    then the `lookahead` levels above the answer are tried too, climbing while one fits."""
+    then the `lookahead` levels above the answer and the `starts` above it are tried too, climbing while
+    one fits."""
     lo, hi = -1, n_levels  # `lo` fits (or is -1), `hi` does not (or is n_levels)
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -613,14 +624,23 @@ def _highest_fitting(fits, n_levels: int, lookahead: int) -> int:
             lo = mid
         else:
             hi = mid
-    return _climb(fits, lo, n_levels, lookahead)
+    return _climb(fits, lo, n_levels, lookahead, starts)
 
 
-def _climb(fits, level: int, n_levels: int, lookahead: int) -> int:
-    """From `level`, up to the highest of the `lookahead` levels above it for which fits(level) holds,
-    again from there, until none does; the level reached."""
+def _climb(fits, level: int, n_levels: int, lookahead: int, starts: tuple[int, ...] = ()) -> int:
+    """From `level`, up to the highest level for which fits(level) holds among the `lookahead` levels
+    above it and the `starts` (_rung_starts) above those, again from there, until none does; the level
+    reached. The candidates are tried from the top down, so a level that fits ends the round early."""
+    tried: set[int] = set()
     while True:
-        above = [up for up in range(level + 1, min(level + 1 + lookahead, n_levels)) if fits(up)]
-        if not above:
+        candidates = {up for up in range(level + 1, min(level + 1 + lookahead, n_levels))}
+        candidates |= {up for up in starts if level < up < n_levels}
+        above = None
+        for up in sorted(candidates - tried, reverse=True):
+            tried.add(up)
+            if fits(up):
+                above = up
+                break
+        if above is None:
             return level
-        level = max(above)
+        level = above
