@@ -8,6 +8,7 @@
     python train/export.py --model gencodec/weights/pixel --half --colour-offset on --out models/pixel-offset
     python train/export.py --model gencodec/weights/pixel --half --rungs '[[5, 4, 7], [7, 1, null]]' --out M
     python train/export.py --model M --half --search-lambdas '[4e-7, 1.07e-6, ...]' --out M2
+    python train/export.py --model CODEC --denoiser-from DECODER --half --out M3
 
 The folder is exactly what `gencodec.load` and `--model` read: config.json and
 safetensors with the entropy tables built. (Each stage of train/train.py also
@@ -20,7 +21,9 @@ rounded weights, so the folder holds exactly the rounded model
 --search-lambdas sets the encoder search's trade-offs (encoder.json,
 gencodec.encoder_search): the lambdas the codec was trained with, one per
 coding level. A checkpoint takes its config's lambdas by default, a model
-folder keeps its own.
+folder keeps its own. --denoiser-from puts another model's generative decoder
+(the same shape) beside a model's codec: a decoder stage trains on a frozen
+codec, so its denoiser can ride along with that codec's later fine-tunes.
 """
 
 from __future__ import annotations
@@ -73,6 +76,19 @@ def _set_search(model, choice: str | None, default=None) -> None:
         raise GencodecError(f"--search-lambdas: {exc}") from None
 
 
+def _take_denoiser(model, source: str | None) -> None:
+    """--denoiser-from: the generative decoder's weights from another model folder of the same shape."""
+    if source is None:
+        return
+    donor = load_model(source)
+    if model.denoiser is None or donor.denoiser is None:
+        raise GencodecError("--denoiser-from: both models need a generative decoder")
+    if dict(donor.config.generative_decoder or {}) != dict(model.config.generative_decoder or {}):
+        raise GencodecError(f"--denoiser-from: '{source}' has another generative decoder "
+                            f"({donor.config.generative_decoder}, here {model.config.generative_decoder})")
+    model.denoiser.load_state_dict(donor.denoiser.state_dict())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="the YAML config the run was trained with (with --checkpoint)")
@@ -96,6 +112,9 @@ def main(argv=None) -> int:
                         "trained with; gencodec.encoder_search), or 'none' for an encoder that does not search; "
                         "it changes which code the encoder picks, never how files decode; default: a model "
                         "folder's own, a checkpoint's config's lambdas")
+    p.add_argument("--denoiser-from", metavar="MODEL",
+                   help="with --model: take the generative decoder's weights from this model folder (the same "
+                        "shape), e.g. a decoder stage's export, keeping the source model's codec")
     p.add_argument("--out", required=True, help="model folder to write")
     args = p.parse_args(argv)
     if args.model:
@@ -103,6 +122,7 @@ def main(argv=None) -> int:
         _set_colour_offset(model, args.colour_offset)
         _set_rungs(model, args.rungs)
         _set_search(model, args.search_lambdas)
+        _take_denoiser(model, args.denoiser_from)
         steps = int(model.config.trained_steps)
         # The licences of pretrained weights inside the model travel with it.
         licences = {path.name: path for path in sorted(Path(args.model).glob("LICENSE*"))}
@@ -111,6 +131,8 @@ def main(argv=None) -> int:
         return 0
     if not args.config:
         p.error("--checkpoint needs --config")
+    if args.denoiser_from:
+        p.error("--denoiser-from needs --model")
     ckpt = Path(args.checkpoint)
     weights = ckpt / "model.safetensors"
     if not weights.is_file() or not (ckpt / "COMPLETE").is_file():
