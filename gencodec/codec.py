@@ -633,7 +633,7 @@ def _climb(fits, level: int, n_levels: int, lookahead: int, starts: tuple[int, .
     reached. The candidates are tried from the top down, so a level that fits ends the round early."""
     tried: set[int] = set()
     while True:
-        candidates = {up for up in range(level + 1, min(level + 1 + lookahead, n_levels))}
+        candidates = set(range(level + 1, min(level + 1 + lookahead, n_levels)))
         candidates |= {up for up in starts if level < up < n_levels}
         above = None
         for up in sorted(candidates - tried, reverse=True):
