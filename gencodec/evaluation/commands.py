@@ -88,11 +88,26 @@ weights (all optional, all offline):
 REPORT_DESCRIPTION = """\
 Print the summary table of a `gencodec eval` folder and write its rate-quality
 plots (plots/) and report.html again, from its results.json; nothing is
-measured again."""
+measured again.
+
+Given several eval folders (an evaluation split across jobs by photos or by
+levels) and --out, it first merges them into OUT: one results.json and
+results.csv with every record, the originals and reconstructions copied, then
+the report of the whole. The folders must be of the same model with the same
+realisms, steps, seed and metrics; levels and classical codecs may differ. An
+item measured in two folders must have the same numbers in both, and a photo
+name must stand for the same photo. FID/KID cannot be merged from parts and
+are left out (a note says so). OUT must be new, empty, or an earlier merge."""
 
 REPORT_EPILOG = """\
 example:
-  gencodec report eval-default        # table on stdout, eval-default/plots/ and report.html"""
+  gencodec report eval-default        # table on stdout, eval-default/plots/ and report.html
+
+  # one evaluation split over three jobs, then one report over all of them:
+  gencodec eval photos-a --levels 1,2 --out e1
+  gencodec eval photos-b --levels 1,2 --out e2
+  gencodec eval photos-a --levels 5 --out e3
+  gencodec report e1 e2 e3 --out eval-all   # eval-all/results.json, report.html, plots/"""
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -343,18 +358,35 @@ def _write_report(results: dict, folder: Path) -> Path:
 def cmd_report(args: argparse.Namespace) -> int:
     from gencodec.evaluation.report import load_results
 
-    folder = Path(args.dir)
-    results = load_results(folder)
-    page = _write_report(results, folder if folder.is_dir() else folder.parent)
+    if args.out is None:
+        if len(args.dirs) > 1:
+            raise GencodecError(f"{len(args.dirs)} eval folders are merged into one: give --out OUT, a new "
+                                "folder for the merged results and their report")
+        folder = Path(args.dirs[0])
+        results = load_results(folder)
+        folder = folder if folder.is_dir() else folder.parent
+    else:
+        from gencodec.evaluation.merge import merge_results
+
+        folder = Path(args.out)
+        results = merge_results(args.dirs, folder)
+        common.info(f"merged {len(args.dirs)} eval folder{'s' if len(args.dirs) > 1 else ''} into "
+                    f"{folder / 'results.json'}: {len(results['records'])} records, "
+                    f"{len(results['originals'])} photos")
+    page = _write_report(results, folder)
     print(f"wrote {page}")
     return EXIT_OK
 
 
 def _register_report(subparsers) -> None:
     p = common.add_command(subparsers, "report", common.needs_extra(EXTRA, cmd_report),
-                           help="an eval folder's table, plots and report.html, again",
+                           help="an eval folder's table, plots and report.html; several merged",
                            description=REPORT_DESCRIPTION, epilog=REPORT_EPILOG)
-    p.add_argument("dir", metavar="DIR", help="the folder `gencodec eval --out` wrote (or its results.json)")
+    p.add_argument("dirs", metavar="DIR", nargs="+",
+                   help="the folder `gencodec eval --out` wrote (or its results.json); several are merged")
+    p.add_argument("--out", "-o", metavar="OUT", default=None,
+                   help="merge the DIRs into this folder (new, empty, or an earlier merge) and write the "
+                        "report there; needed with several DIRs; default: report into DIR itself")
 
 
 def register(subparsers) -> None:
