@@ -18,7 +18,8 @@ from gencodec.pretrained import load_model
 
 from .conftest import smooth_image
 
-LAMBDAS = (4.0e-7, 1.07e-6, 2.88e-6, 7.72e-6, 2.07e-5, 5.56e-5, 1.49e-4, 4.0e-4)
+# The shipped pixel model's search lambdas (gencodec/weights/pixel/encoder.json).
+LAMBDAS = (4.0e-7, 1.07e-6, 2.88e-6, 7.72e-6, 2.07e-5, 4.34e-5, 1.16e-4, 3.12e-4)
 
 
 @pytest.fixture(scope="module")
