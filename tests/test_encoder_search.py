@@ -4,6 +4,7 @@ found by the encoder alone, so that files decode as before."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ from gencodec.pretrained import load_model
 
 from .conftest import smooth_image
 
-# The shipped pixel model's search lambdas (gencodec/weights/pixel/encoder.json).
-LAMBDAS = (4.0e-7, 1.07e-6, 2.88e-6, 7.72e-6, 2.07e-5, 4.34e-5, 1.16e-4, 3.12e-4)
+# The shipped pixel model's search lambdas, read from its settings so a new release needs no edit here.
+LAMBDAS = tuple(json.loads((Path(gencodec.__file__).parent / "weights" / "pixel" / ENCODER_NAME).read_text())
+                ["search"]["lambdas"])
 
 
 @pytest.fixture(scope="module")
