@@ -115,7 +115,8 @@ class CodecModel(ModelMixin, ConfigMixin):
         return self.downsampling * 4
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, noise=None,
-                train_codec: bool = True, train_synthesis: bool | None = None) -> dict[str, torch.Tensor]:
+                train_codec: bool = True, train_synthesis: bool | None = None,
+                target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training forward: x in the working space (for the pixel family the image (N,3,H,W) in
         [0,1]), its sides multiples of padding_multiple / space_scale.
 
@@ -126,8 +127,10 @@ class CodecModel(ModelMixin, ConfigMixin):
         time. `train_synthesis` (default: as train_codec) lets the base synthesis
         G learn even so: G only turns y^ into pixels, so training it leaves every
         file's bytes as they were (save for the encoder search, which measures
-        its codes through G). Everything goes through forward so that
-        distributed training synchronises every gradient.
+        its codes through G). `target` (default: x) is the picture the denoiser's residual
+        reaches for: another than x where x is what a decoder sees of it (the upsampled picture
+        of a downscaled rung: gencodec.training.rung_inputs). Everything goes through forward so
+        that distributed training synchronises every gradient.
         """
         grad = torch.is_grad_enabled()
         train_synthesis = train_codec if train_synthesis is None else train_synthesis
@@ -143,7 +146,8 @@ class CodecModel(ModelMixin, ConfigMixin):
                 return out
             x_bar, features = self.synthesis.forward_with_features(out["y_hat"])
         den = self.denoiser
-        r0 = den.fold_image(x - x_bar.detach()) * self.residual_scale  # the target never pulls on the codec
+        target = x if target is None else target
+        r0 = den.fold_image(target - x_bar.detach()) * self.residual_scale  # the target never pulls on the codec
         r_t, t = noise(r0, self.config.diffusion)
         pred = den(r_t, t, den.condition(x_bar, features))
         out.update(x_bar=x_bar, r0=r0, pred=pred, x_hat=x_bar + den.unfold_image(pred) / self.residual_scale)

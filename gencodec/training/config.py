@@ -26,6 +26,7 @@ from diffusers.optimization import SchedulerType
 from ..errors import GencodecError
 from ..model import CodecModel
 from ..pretrained import model_class
+from ..rungs import rungs_of
 from .objectives import STAGES, LossWeights
 from .schema import check_keywords, describe, keywords, overrides, parse, show
 
@@ -114,6 +115,12 @@ class StageConfig:
     # Decoder stages (null: not set).
     final_step_fraction: float | None = None  # share of each batch at the last timestep
     train_synthesis: bool | None = None       # train the base synthesis G too (the code stays frozen)
+    # The pixel family's decoder stages: the share of each batch sent through the model's downscaled rungs
+    # as decoding does (gencodec.training.rung_inputs), and the side of the crop of every sample that the
+    # denoiser then trains on (null: all of it). The rungs need whole crops: data.crop_size a multiple of
+    # the largest downscale x 64.
+    rung_fraction: float | None = None
+    denoise_crop: int | None = None
     loss_weights: dict[str, Any] = overrides(LossWeights)
 
     @property
@@ -287,7 +294,21 @@ def check_config(cfg: TrainConfig) -> None:
         raise GencodecError(f"loss_weights.gan: expected {describe(Literal[GAN_LOSSES])}, "
                             f"got {show(cfg.loss_weights.gan)}")
     for index in range(len(cfg.stages)):
-        check_stage(cfg.resolve(index))
+        stage = cfg.resolve(index)
+        check_stage(stage)
+        levels = len(stage_rungs(stage))
+        wrong = [level for level in cfg.val_levels or [] if not 0 <= level < levels]
+        if wrong:
+            raise GencodecError(f"val_levels: stage '{stage.name}' has file levels 0..{levels - 1} (its model's rungs), "
+                                f"not {wrong[0]}")
+
+
+def stage_rungs(stage: Stage) -> list:
+    """The file levels of a stage's model (gencodec.rungs: one per coding level unless model.rungs says)."""
+    try:
+        return rungs_of(stage.model, stage.model_setting("n_levels"))
+    except ValueError as exc:
+        raise GencodecError(f"stage '{stage.name}': model.rungs: {exc}") from exc
 
 
 def _check_family(cfg: TrainConfig) -> None:
@@ -329,11 +350,31 @@ def check_stage(stage: Stage) -> None:
         raise GencodecError(f"stage '{name}': autoencoder_from applies to the latent family only (family: latent)")
 
 
+def _check_rung_training(stage: Stage) -> None:
+    """rung_fraction and denoise_crop: a pixel-family decoder stage whose model has downscaled rungs."""
+    own, name = stage.config, stage.name
+    if own.rung_fraction is None and own.denoise_crop is None:
+        return
+    if stage.kind != "decoder" or stage.family != "pixel":
+        raise GencodecError(f"stage '{name}': rung_fraction and denoise_crop apply to the pixel family's decoder "
+                            f"stages, not a {stage.family} {stage.kind} stage")
+    if own.rung_fraction is not None and not 0.0 < own.rung_fraction <= 1.0:
+        raise GencodecError(f"stage '{name}': rung_fraction must be above 0 and at most 1, got {own.rung_fraction}")
+    if own.rung_fraction and not any(rung.downscale > 1 for rung in stage_rungs(stage)):
+        raise GencodecError(f"stage '{name}': rung_fraction needs a model with downscaled rungs (model.rungs)")
+    crop = own.denoise_crop
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop <= 0 or crop % 64
+                             or crop > stage.data.crop_size):
+        raise GencodecError(f"stage '{name}': denoise_crop must be a multiple of 64 up to data.crop_size "
+                            f"({stage.data.crop_size}), got {crop!r}")
+
+
 def _check_objective_settings(stage: Stage) -> None:
     """Settings that apply to some objectives only, and a decoder to train."""
     own, name, kind = stage.config, stage.name, stage.kind
     given = {"final_step_fraction": own.final_step_fraction is not None, "loss_weights": bool(own.loss_weights),
-             "train_synthesis": own.train_synthesis is not None}
+             "train_synthesis": own.train_synthesis is not None, "rung_fraction": own.rung_fraction is not None,
+             "denoise_crop": own.denoise_crop is not None}
     decoder_only = [key for key, present in given.items() if present]
     if kind == "codec" and decoder_only:
         raise GencodecError(f"stage '{name}' trains the codec only: '{decoder_only[0]}' has no effect there")
@@ -343,6 +384,7 @@ def _check_objective_settings(stage: Stage) -> None:
     if own.thumb_distortion and (kind != "codec" or stage.family != "pixel" or own.thumb_distortion < 0):
         raise GencodecError(f"stage '{name}': thumb_distortion is a non-negative weight for the pixel family's "
                             f"codec stages, got {own.thumb_distortion} in a {stage.family} {kind} stage")
+    _check_rung_training(stage)
     if given["train_synthesis"] and kind != "decoder":
         raise GencodecError(f"stage '{name}': train_synthesis applies to decoder stages only "
                             "(a joint stage trains the synthesis anyway)")

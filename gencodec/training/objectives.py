@@ -28,6 +28,7 @@ from ..evaluation.metrics import psnr_from_mse
 from ..model import CodecModel
 from . import losses
 from .noise import TrainingNoise
+from .rung_inputs import RungInputs, keep_low_frequencies
 
 STAGES = ("codec", "decoder", "joint", "distill")
 
@@ -177,12 +178,30 @@ class GenerativeObjective:
         self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def generator_loss(self, model, x: torch.Tensor, level: torch.Tensor, lambdas: torch.Tensor,
-                       image: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                       image: torch.Tensor | None = None, rungs: RungInputs | None = None,
+                       rung_photos: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x in the model's working space; `image` the pixels it came from (the latent family's LPIPS needs
-        them). `model` may be wrapped for distributed training: only its forward is called."""
+        them). `model` may be wrapped for distributed training: only its forward is called.
+
+        `rungs` (the pixel family): more samples, the pictures a decoder sees at downscaled rungs of
+        `rung_photos` (gencodec.training.rung_inputs), appended to the batch: the denoiser draws on their
+        codes towards the photos, and its picture has its low frequencies replaced as decoding does."""
         w, space = self.weights, self.space
-        out = model(x, level, noise=self.noise, train_codec=self.train_codec, train_synthesis=self.train_synthesis)
+        target, n_rungs = x, 0
+        if rungs is not None:
+            if space.render is not None or rung_photos is None:
+                raise ValueError("rung samples are the pixel family's, and need their photos")
+            n_rungs = rung_photos.shape[0]
+            x, target = torch.cat([x, rungs.pictures]), torch.cat([x, rung_photos])
+            level = torch.cat([level, rungs.levels])
+        extra = {"target": target} if n_rungs else {}
+        out = model(x, level, noise=self.noise, train_codec=self.train_codec, train_synthesis=self.train_synthesis,
+                    **extra)
         y_hat, x_bar, x_hat, pred, r0 = out["y_hat"], out["x_bar"], out["x_hat"], out["pred"], out["r0"]
+        if n_rungs:
+            kept = keep_low_frequencies(x_hat[-n_rungs:].float(), rungs.low_pass.float()).to(x_hat.dtype)
+            x_hat = torch.cat([x_hat[:-n_rungs], kept])
+        x = target  # from here on, x is what every term compares with
         diffusion = losses.diffusion_loss(pred.float(), r0.float())
         rendered = target = rendered_base = None
         if space.render is None:

@@ -30,12 +30,14 @@ from tqdm.auto import tqdm
 from ..encoder_search import SearchSettings
 from ..errors import GencodecError
 from ..fileio import atomic_output
+from ..rungs import rungs_of
 from .checkpoints import TrainState, exported_steps, latest_checkpoint, remove_unfinished_saves, save_checkpoint
 from .config import Stage, TrainConfig
 from .data import make_dataset
 from .export import export_model
 from .objectives import DistillObjective, GenerativeObjective, Space, codec_objective, random_levels
 from .parameters import averaged_parameters, parameter_groups, trainable_parameters
+from .rung_inputs import RungInputs, downscaled_rungs, random_crop, rung_inputs
 from .stage_weights import load_stage_weights
 from .tracking import MetricsLog, PeriodicValidation, flat_config, write_rank_report
 from .warm_start import build_stage_model
@@ -287,6 +289,10 @@ class StageRun:
     def generator_step(self, x: torch.Tensor, image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step of the model (or one micro-batch of it, with gradient accumulation)."""
         acc, own, step = self.accelerator, self.stage.config, self.state.step
+        rungs = rung_photos = None
+        if own.rung_fraction or own.denoise_crop:
+            x, rungs, rung_photos = self._rung_batch(x)
+            image = x
         level = random_levels(x.shape[0], self.raw_model.n_levels, x.device, levels=own.train_levels)
         self.raw_model.latent_codec.rate_quantizer = own.rate_quantizer_at(step)
         with acc.accumulate(self.model):
@@ -296,7 +302,8 @@ class StageRun:
                                                     Space.of(self.raw_model, self.stage.data.render_crop), image,
                                                     own.pixel_distortion, own.thumb_distortion)
                 else:
-                    loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas, image)
+                    loss, metrics = self.objective.generator_loss(self.model, x, level, self.lambdas, image,
+                                                                  rungs, rung_photos)
             if not torch.isfinite(loss):
                 raise GencodecError(f"non-finite loss ({loss.item()}) in stage '{self.stage.name}' at step {step}; "
                                     "lower the learning rate or resume from an earlier checkpoint")
@@ -307,6 +314,26 @@ class StageRun:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         return metrics
+
+    def _rung_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, RungInputs | None, torch.Tensor | None]:
+        """A batch of crops -> (the samples as they are, the rung samples' inputs, their photos), each cut to
+        denoise_crop: the last round(rung_fraction x batch) crops go through the model's downscaled rungs
+        whole (gencodec.training.rung_inputs), before they are cut."""
+        own = self.stage.config
+        n_rungs = round((own.rung_fraction or 0.0) * x.shape[0])
+        plain, photos = x[:x.shape[0] - n_rungs], x[x.shape[0] - n_rungs:]
+        rungs = None
+        if n_rungs:
+            ladder = downscaled_rungs(rungs_of(self.raw_model.config, self.raw_model.n_levels))
+            rungs = rung_inputs(self.raw_model, photos, ladder)
+        crop = own.denoise_crop
+        if crop is None:
+            return plain, rungs, (photos if n_rungs else None)
+        plain = random_crop([plain], crop)[0]
+        if not n_rungs:
+            return plain, None, None
+        photos, pictures, low_pass = random_crop([photos, rungs.pictures, rungs.low_pass], crop)
+        return plain, RungInputs(pictures, rungs.levels, low_pass), photos
 
     def discriminator_step(self) -> dict[str, torch.Tensor]:
         """One step of the discriminator on the generator step's real and generated images."""

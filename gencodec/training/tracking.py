@@ -18,7 +18,7 @@ from accelerate import Accelerator
 
 from ..errors import GencodecError
 from ..model import CodecModel, state_dict_sha256
-from .config import Stage, TrainConfig
+from .config import Stage, TrainConfig, stage_rungs
 
 
 def flat_config(cfg: TrainConfig, **extra) -> dict:
@@ -72,7 +72,7 @@ class PeriodicValidation:
         self.every = cfg.validate_every
         folder = stage.data.val
         self.images = load_validation_images(folder, cfg.val_images) if folder and self.every else []
-        self.levels = cfg.val_levels or [0, len(stage.lambdas) - 1]
+        self.levels = cfg.val_levels or [0, len(stage_rungs(stage)) - 1]  # file levels
         self.out_dir = stage_dir / "val"
         self.device = device
         self.lpips_weights = lpips_weights
