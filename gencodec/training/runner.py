@@ -122,6 +122,8 @@ class StageRun:
         self._optimizers()
         self._objective()
         self._ema_and_state()
+        # The rungs a stage with rung_fraction draws from, read once from the model's config.
+        self.rung_ladder = downscaled_rungs(rungs_of(self.raw_model.config, self.raw_model.n_levels))
         # The loader draws its seed from the global RNG when iterated: draw it before
         # a resume restores the RNG, so the restored state is exactly the saved one.
         self.batches = iter(self.loader)
@@ -324,8 +326,7 @@ class StageRun:
         plain, photos = x[:x.shape[0] - n_rungs], x[x.shape[0] - n_rungs:]
         rungs = None
         if n_rungs:
-            ladder = downscaled_rungs(rungs_of(self.raw_model.config, self.raw_model.n_levels))
-            rungs = rung_inputs(self.raw_model, photos, ladder)
+            rungs = rung_inputs(self.raw_model, photos, self.rung_ladder)
         crop = own.denoise_crop
         if crop is None:
             return plain, rungs, (photos if n_rungs else None)
