@@ -290,8 +290,12 @@ class DistillObjective:
         self.lpips, self.weights, self.space = lpips_net, weights, space
 
     def generator_loss(self, model, x: torch.Tensor, level: torch.Tensor, lambdas: torch.Tensor,
-                       image: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """x: latents, image: their images. (level and lambdas: unused, as the signature of the other stages.)"""
+                       image: torch.Tensor | None = None, rungs: RungInputs | None = None,
+                       rung_photos: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x: latents, image: their images. (level, lambdas, rungs and rung_photos: unused, the signature of
+        the other stages; a distill stage has no rung samples, which the config refuses.)"""
+        if rungs is not None:
+            raise ValueError("a distill stage trains on no rung samples")
         if image is None:
             raise ValueError("a distill stage needs the batch's images")
         latent, image = self.space.crop(x.float(), image.float())
