@@ -62,9 +62,11 @@ def test_eval_records_every_item_and_matches_bytes(generative_codec, photos, tmp
         assert len(r["colour_bias"]) == 3 and r["abs_colour_bias"] == pytest.approx(
             sum(abs(v) for v in r["colour_bias"]) / 3)
         assert r["thumb_psnr"] >= r["psnr"] - 0.5  # area averaging removes error, so it rarely costs
+        assert r["detail_smooth"] > 0 and r["detail_busy"] > 0
     assert json.loads((out / "results.json").read_text())["records"] == records
     table = (out / "results.csv").read_text()
     assert table.count("\n") == len(records) + 1 and "thumb_psnr" in table and "psnr_by_psnr" in table
+    assert "detail_smooth" in table
     assert any("metadata" in n or "ICC" in n for n in results["notes"])
 
 
@@ -174,6 +176,7 @@ def test_eval_takes_classical_results_from_an_earlier_run_only_where_they_apply(
     for record in lines:
         if all(record.get(k) == stale[k] for k in ("codec", "image", "level")):
             record["target_bytes"] += 1
+        record.pop("detail_smooth", None), record.pop("detail_busy", None)  # an eval from before that measure
     (tmp_path / "first" / RECORDS).write_text("".join(json.dumps(r) + "\n" for r in lines))
 
     again = CountingMeasurer()
@@ -187,6 +190,9 @@ def test_eval_takes_classical_results_from_an_earlier_run_only_where_they_apply(
         assert taken["target_bytes"] == r["target_bytes"] and taken.get("bytes") == r.get("bytes")
         if not r.get("skipped"):
             assert (tmp_path / "second" / taken["file"]).read_bytes() == (tmp_path / "first" / r["file"]).read_bytes()
+            # Measures added since the earlier run are measured on its kept picture.
+            assert (taken["detail_smooth"], taken["detail_busy"]) == pytest.approx((r["detail_smooth"],
+                                                                                     r["detail_busy"]))
 
     # Records measured with other networks (here: without LPIPS, now with it) are not mixed in.
     lpips_now = Measurer(lpips_net=object())

@@ -97,3 +97,50 @@ def test_html_report_shows_the_fidelity_table(tmp_path):
     results.update(model={"name": "m"}, originals={})
     page = write_html_report(results, tmp_path).read_text()
     assert "Fidelity beside the classical files" in page and "r1 thumb" in page
+
+
+def _smooth_with_busy_band() -> np.ndarray:
+    """A smooth gradient (a sky) with a band of strong grain across its lower third."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:96, 0:96] / 96.0
+    image = np.stack([60 + 120 * xx, 90 + 60 * yy, 160 - 50 * xx], -1)
+    image[64:] += rng.normal(0, 25, (32, 96, 1))
+    return np.clip(image, 0, 255).round().astype(np.uint8)
+
+
+def test_detail_ratios_tell_texture_drawn_on_a_sky_from_texture_lost():
+    photo = _smooth_with_busy_band()
+    assert metrics.detail_ratios(photo, photo) == (pytest.approx(1.0), pytest.approx(1.0))
+    # Hatching drawn everywhere: the sky gets far more detail than it has; the busy band about as much.
+    hatching = 8 * np.sin(np.add.outer(np.arange(96), np.arange(96)) * 2.0)[..., None]
+    drawn = np.clip(photo + hatching, 0, 255).round().astype(np.uint8)
+    smooth, busy = metrics.detail_ratios(drawn, photo)
+    assert smooth > 10 and 0.7 < busy < 1.6
+    # The picture blurred: the band loses its grain, the sky keeps what little it had.
+    from PIL import Image, ImageFilter
+    blurred = np.asarray(Image.fromarray(photo).filter(ImageFilter.BoxBlur(2)))
+    smooth, busy = metrics.detail_ratios(blurred, photo)
+    assert busy < 0.1 and 0.5 < smooth < 1.5
+    with pytest.raises(Exception, match="differ in shape"):
+        metrics.detail_ratios(photo[:8], photo)
+
+
+def test_detail_measure_is_the_training_terms_measure():
+    """The evaluation's numpy measure and the training's torch one see the same detail."""
+    import torch
+    from gencodec.training import losses
+    photo = _smooth_with_busy_band()[:90, :85]   # partial windows are left out alike
+    tensor = torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    assert metrics.local_detail(photo) == pytest.approx(losses.local_detail(tensor, 8)[0, 0].double().numpy(),
+                                                        rel=1e-3, abs=1e-9)
+
+
+def test_fidelity_table_averages_the_detail_ratios_on_a_log_scale():
+    results = _results([24.0, 23.0])
+    ours = [r for r in results["records"] if r["codec"] == "gencodec" and r["realism"] == 1.0]
+    for record, (smooth, busy) in zip(ours, [(4.0, 0.5), (1.0, 0.125)]):
+        record.update(detail_smooth=smooth, detail_busy=busy)
+    row = fidelity.fidelity_table(results)[0]
+    assert row["r1_smooth"] == pytest.approx(2.0) and row["r1_busy"] == pytest.approx(0.25)
+    assert row["cl_smooth"] is None
+    assert "r1 smooth x" in fidelity.format_fidelity([row])

@@ -54,7 +54,7 @@ RECORDS = "records.jsonl"
 RUN = "run.json"
 CSV_FIELDS = ("image", "width", "height", "codec", "level", "realism", "steps", "target_bytes", "quality", "scale",
               "bytes", "bpp", "psnr", "thumb_psnr", "bias_r", "bias_g", "bias_b", "abs_colour_bias", "mesh",
-              "ms_ssim", "lpips", "dists", "psnr_by_psnr", "encode_s", "decode_s", "file", "skipped")
+              "detail_smooth", "detail_busy", "ms_ssim", "lpips", "dists", "psnr_by_psnr", "encode_s", "decode_s", "file", "skipped")
 #: Sets with fewer photos than this use 64-px FID patches (HiFiC's choice for Kodak), others 256 px.
 SMALL_SET = 100
 
@@ -90,12 +90,19 @@ class Measurer:
 
     @staticmethod
     def fidelity(decoded: np.ndarray, original: np.ndarray) -> dict:
-        """Layout and colour: thumb-PSNR, the per-channel colour bias and its mean absolute value; and the
-        fixed pattern a decoder draws (mesh)."""
+        """Layout and colour: thumb-PSNR, the per-channel colour bias and its mean absolute value; the
+        fixed pattern a decoder draws (mesh); and the texture where the photo is smooth and where it is busy."""
         from . import metrics
         bias = metrics.colour_bias(decoded, original)
         return {"thumb_psnr": metrics.thumb_psnr(decoded, original), "colour_bias": bias,
-                "abs_colour_bias": float(np.mean(np.abs(bias))), "mesh": metrics.mesh(decoded, original)}
+                "abs_colour_bias": float(np.mean(np.abs(bias))), "mesh": metrics.mesh(decoded, original),
+                **Measurer.detail(decoded, original)}
+
+    @staticmethod
+    def detail(decoded: np.ndarray, original: np.ndarray) -> dict:
+        from . import metrics
+        smooth, busy = metrics.detail_ratios(decoded, original)
+        return {"detail_smooth": smooth, "detail_busy": busy}
 
     def selection_score(self, original: np.ndarray):
         """How a baseline's candidates are ranked: by LPIPS when it is available, else by PSNR."""
@@ -218,6 +225,8 @@ class _EarlierBaselines:
             if "mesh" not in record:  # an eval from before the mesh measure: measured on the kept picture
                 from . import metrics
                 record = dict(record, mesh=metrics.mesh(load_image(source), image))
+            if "detail_smooth" not in record:  # likewise for the detail measure
+                record = dict(record, **Measurer.detail(load_image(source), image))
         return dict(record)
 
     def _photo_matches(self, image_name: str, image: np.ndarray) -> bool:

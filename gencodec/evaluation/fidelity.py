@@ -4,7 +4,8 @@ LPIPS (AlexNet) punishes the blur of a downscaled classical file far more than
 a wrong colour or invented texture, so a model judged by LPIPS alone can drift
 away from the photo. This table puts beside it what a file carries of the
 picture: PSNR, thumb-PSNR (layout and colour, 1/8 area-downsampled) and the
-colour bias, and the fixed pattern a decoder may draw instead (mesh), for our file at realism 0 and 1 and for the best classical file
+colour bias, the fixed pattern a decoder may draw instead (mesh) and the texture it draws where the photo is
+smooth and where it is busy (detail), for our file at realism 0 and 1 and for the best classical file
 at or under our bytes, ranked by LPIPS (the file shown beside ours) and by
 PSNR. The targets it checks:
 
@@ -32,8 +33,10 @@ COLUMNS = {
     "r0_lpips": ("r0 LPIPS", "{:.3f}"),
     "r1_psnr": ("r1 PSNR", "{:.2f}"), "r1_thumb": ("r1 thumb", "{:.2f}"), "r1_bias": ("r1 |bias|", "{:.1f}"),
     "r1_lpips": ("r1 LPIPS", "{:.3f}"), "r1_mesh": ("r1 mesh", "{:.1f}"),
+    "r1_smooth": ("r1 smooth x", "{:.2f}"), "r1_busy": ("r1 busy x", "{:.2f}"),
     "cl_psnr": ("cl PSNR", "{:.2f}"), "cl_thumb": ("cl thumb", "{:.2f}"), "cl_bias": ("cl |bias|", "{:.1f}"),
     "cl_lpips": ("cl LPIPS", "{:.3f}"), "cl_mesh": ("cl mesh", "{:.1f}"),
+    "cl_smooth": ("cl smooth x", "{:.2f}"), "cl_busy": ("cl busy x", "{:.2f}"),
     "clp_psnr": ("cl-by-PSNR PSNR", "{:.2f}"), "clp_thumb": ("cl-by-PSNR thumb", "{:.2f}"),
     "thumb_within": ("r1 thumb within 1 dB", "{}"), "A": ("A", "{}"), "B": ("B", "{}"), "C": ("C", "{}"),
 }
@@ -43,6 +46,12 @@ def mean_of(values) -> float | None:
     """The mean of the values that are not None; None when there are none."""
     values = [float(v) for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def geometric_mean_of(values) -> float | None:
+    """The geometric mean of the positive values that are not None (ratios average on a log scale)."""
+    values = [math.log(float(v)) for v in values if v is not None and float(v) > 0]
+    return math.exp(sum(values) / len(values)) if values else None
 
 
 def format_value(value, template: str) -> str:
@@ -107,7 +116,9 @@ def fidelity_table(results: dict, realisms: tuple[float, float] = (0.0, 1.0)) ->
                         f"{prefix}_thumb": mean_of(r.get("thumb_psnr") for r in group),
                         f"{prefix}_bias": mean_of(r.get("abs_colour_bias") for r in group),
                         f"{prefix}_lpips": mean_of(r.get("lpips") for r in group),
-                        f"{prefix}_mesh": mean_of(r.get("mesh") for r in group)})
+                        f"{prefix}_mesh": mean_of(r.get("mesh") for r in group),
+                        f"{prefix}_smooth": geometric_mean_of(r.get("detail_smooth") for r in group),
+                        f"{prefix}_busy": geometric_mean_of(r.get("detail_busy") for r in group)})
         row.update(clp_psnr=mean_of(r["psnr"] for r in clp if r is not None),
                    clp_thumb=mean_of(r.get("thumb_psnr") for r in clp if r is not None))
         pairs = [(o.get("thumb_psnr"), c.get("thumb_psnr")) for o, c in zip(ours1, cl) if c is not None]
@@ -136,7 +147,9 @@ def format_fidelity(rows: list[dict]) -> str:
     table = "\n".join("  ".join(text.rjust(w) for text, w in zip(line, widths)).rstrip() for line in cells)
     return (table + "\nthumb: PSNR of the 1/8 area-downsampled images (layout and colour); |bias|: mean absolute "
             "per-channel colour bias in levels; mesh: RMS of the error's part that repeats every 8 pixels, in "
-            "levels (the photos' own is under 1); cl: the best classical file at or under our bytes by LPIPS; "
+            "levels (the photos' own is under 1); smooth x / busy x: the fine detail where the photo is smooth / busy "
+            "(its smoothest / busiest third of 8-pixel windows), as a multiple of the photo's (1 is faithful; over 1 "
+            "where smooth is texture drawn on a sky); cl: the best classical file at or under our bytes by LPIPS; "
             "cl-by-PSNR: the best by PSNR; A/B/C: the fidelity targets (gencodec.evaluation.fidelity)")
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import GencodecError
-from .fidelity import best_classical_by_lpips, fidelity_table, format_value, html_fidelity, mean_of
+from .fidelity import (best_classical_by_lpips, fidelity_table, format_value, geometric_mean_of, html_fidelity,
+                       mean_of)
 
 RESULTS = "results.json"
 PLOTS = "plots"
@@ -25,12 +26,15 @@ CROPS = "crops"
 REPORT = "report.html"
 CROP_SIZE = 256
 
-#: metric -> (axis name, higher is better); the order is the table's and the plots'.
+#: metric -> (axis name, higher is better, or None for a ratio to the photo's, best at 1); the order is the
+#: table's and the plots'.
 METRICS = {
     "psnr": ("PSNR (dB)", True),
     "thumb_psnr": ("thumb-PSNR, 1/8 area-downsampled (dB)", True),
     "abs_colour_bias": ("mean |colour bias| (8-bit levels)", False),
     "mesh": ("mesh: RMS of the period-8 error (levels)", False),
+    "detail_smooth": ("detail where the photo is smooth (x the photo's; 1 is faithful)", None),
+    "detail_busy": ("detail where the photo is busy (x the photo's; 1 is faithful)", None),
     "ms_ssim": ("MS-SSIM", True),
     "lpips": ("LPIPS", False),
     "dists": ("DISTS", False),
@@ -38,10 +42,13 @@ METRICS = {
     "kid": ("KID", False),
 }
 #: Per-record values averaged in the table; fid and kid come from `distribution` instead.
-_MEANS = ("bytes", "bpp", "psnr", "thumb_psnr", "abs_colour_bias", "mesh", "ms_ssim", "lpips", "dists")
+_MEANS = ("bytes", "bpp", "psnr", "thumb_psnr", "abs_colour_bias", "mesh", "detail_smooth", "detail_busy", "ms_ssim",
+          "lpips", "dists")
+#: Ratios, averaged on a log scale.
+_GEOMETRIC = ("detail_smooth", "detail_busy")
 #: column -> format of a value in the printed and the HTML table.
 _FORMATS = {"bytes": "{:.1f}", "bpp": "{:.5f}", "psnr": "{:.2f}", "thumb_psnr": "{:.2f}", "abs_colour_bias": "{:.2f}", "mesh": "{:.2f}",
-            "ms_ssim": "{:.4f}", "lpips": "{:.4f}",
+            "detail_smooth": "{:.2f}", "detail_busy": "{:.2f}", "ms_ssim": "{:.4f}", "lpips": "{:.4f}",
             "dists": "{:.4f}", "fid": "{:.2f}", "kid": "{:.4f}"}
 COLUMNS = ("codec", "level", "realism", "images", "skipped") + _MEANS + ("fid", "kid")
 
@@ -99,7 +106,8 @@ def summary_table(results: dict) -> list[dict]:
         measured = [r for r in groups[key] if not _is_skipped(r)]
         row = {"codec": codec, "level": level, "realism": realism,
                "images": len(measured), "skipped": len(groups[key]) - len(measured)}
-        row.update({m: mean_of(r.get(m) for r in measured) for m in _MEANS})
+        row.update({m: (geometric_mean_of if m in _GEOMETRIC else mean_of)(r.get(m) for r in measured)
+                    for m in _MEANS})
         dist = distribution.get(key, {})
         row.update(fid=dist.get("fid"), kid=dist.get("kid"))
         rows.append(row)
@@ -189,7 +197,12 @@ def plot_rate_quality(results: dict | Sequence[dict], out_dir: str | os.PathLike
                                     fontsize=7, color="0.4")
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (mean, log scale)")
-        ax.set_ylabel(f"{name}, {'higher' if higher else 'lower'} is better")
+        if higher is None:  # a ratio to the photo's: 1 is best, and x2 is as far off as x0.5
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="0.6", linewidth=0.8)
+            ax.set_ylabel(name)
+        else:
+            ax.set_ylabel(f"{name}, {'higher' if higher else 'lower'} is better")
         ax.set_title(f"{name} vs rate: {title_runs}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
@@ -302,8 +315,9 @@ def write_html_report(results: dict, dir: str | os.PathLike) -> Path:
         parts += ["<h2>Fidelity beside the classical files</h2>",
                   "<p>thumb: PSNR of the 1/8 area-downsampled images (layout and colour); |bias|: mean absolute "
                   "per-channel colour bias in levels; mesh: RMS of the error's part that repeats every 8 pixels, "
-                  "in levels (the photos' own is under 1); cl: the best classical file at or under our bytes by "
-                  "LPIPS; cl-by-PSNR: the best by PSNR; A/B/C: the targets of gencodec.evaluation.fidelity.</p>",
+                  "in levels (the photos' own is under 1); smooth x / busy x: the fine detail where the photo is "
+                  "smooth / busy, as a multiple of the photo's (1 is faithful); cl: the best classical file at or "
+                  "under our bytes by LPIPS; cl-by-PSNR: the best by PSNR; A/B/C: the targets of gencodec.evaluation.fidelity.</p>",
                   html_fidelity(fidelity)]
     parts.append("<h2>Rate and quality</h2>")
     parts += [f"<img class='plot' src='{relative_url(f'{PLOTS}/rd_{m}.png')}' alt='{esc(METRICS[m][0])}'>"

@@ -396,6 +396,11 @@ def _check_objective_settings(stage: Stage) -> None:
                             "(the latent family's mesh is drawn by its frozen autoencoder decoder)")
     if stage.loss_weights.periodic < 0 or stage.loss_weights.lpips_shift < 0:
         raise GencodecError(f"stage '{name}': loss weights 'periodic' and 'lpips_shift' must not be negative")
+    for term in ("detail", "detail_excess"):
+        weight = getattr(stage.loss_weights, term)
+        if weight and (stage.family != "pixel" or weight < 0):
+            raise GencodecError(f"stage '{name}': loss weight '{term}' is a non-negative weight for the pixel "
+                                f"family only, got {weight} in a {stage.family} stage")
     if kind == "distill":
         _check_distill(stage)
         return

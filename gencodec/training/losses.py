@@ -50,6 +50,37 @@ def periodic_mse(a: torch.Tensor, b: torch.Tensor, period: int, window: int) -> 
     return mse(phase_deviation(a), phase_deviation(b))
 
 
+#: Luma weights (ITU-R BT.601) for the detail term: texture is judged on brightness, as a viewer judges it.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def local_detail(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Fine-detail energy (N, 1, H/window, W/window) of [0, 1] images: the mean square of the luma's
+    high-pass (luma minus its 5x5 box blur) in each `window` x `window` pixel window."""
+    weights = x.new_tensor(LUMA).reshape(1, 3, 1, 1)
+    luma = (x * weights).sum(1, keepdim=True)
+    blurred = F.avg_pool2d(F.pad(luma, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    return F.avg_pool2d((luma - blurred).pow(2), window)
+
+
+def detail_log_l1(a: torch.Tensor, b: torch.Tensor, window: int = 8, floor: float = (1.0 / 255.0) ** 2,
+                  one_sided: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Per-image mean (N,) over windows of |log(detail of a) - log(detail of b)|, detail as local_detail.
+
+    LPIPS normalises its features at every position, so where the photo is
+    smooth (a blurred background, a sky) it pays about as much for a faint
+    grain as for a strong hatching, and a generator trained on it draws
+    texture everywhere. On a log scale, texture three times as strong as the
+    photo's costs as much in a smooth window as in a busy one. `floor` (one
+    8-bit level squared) is the photo's own grain: below it nothing is paid.
+    With `one_sided`, also the mean of the excess alone (where a has more
+    detail than b; what was invented), as a second (N,) tensor.
+    """
+    log_ratio = torch.log(local_detail(a, window) + floor) - torch.log(local_detail(b, window) + floor)
+    both = log_ratio.abs().flatten(1).mean(1)
+    return (both, log_ratio.clamp(min=0).flatten(1).mean(1)) if one_sided else both
+
+
 def random_offset_crop(a: torch.Tensor, b: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Both images cut by one random offset of 0..shift-1 pixels per side (unchanged for shift <= 1).
 

@@ -37,6 +37,8 @@ STAGES = ("codec", "decoder", "joint", "distill")
 #: and LPIPS's AlexNet has stride 4. 64-pixel windows keep the term to truly repeating patterns.
 PERIODIC = 4
 PERIODIC_WINDOW = 64
+#: The detail term's windows in pixels: fine enough to tell a sky from the roof beside it.
+DETAIL_WINDOW = 8
 
 
 @dataclass
@@ -55,6 +57,9 @@ class LossWeights:
     periodic: float = 0.0      # x 255^2 x periodic_mse of x_hat and the photo (period PERIODIC, windows of
                                # PERIODIC_WINDOW pixels): no mesh at the fold's period. Pixel family only
     lpips_shift: int = 0       # LPIPS on both images cut by a random 0..n-1 pixel offset (losses.random_offset_crop)
+    detail: float = 0.0        # x losses.detail_log_l1 of x_hat and the photo: texture as strong as the photo's,
+                               # window by window, none drawn on smooth skies and backgrounds. Pixel family only
+    detail_excess: float = 0.0  # the same, paid only where x_hat's detail exceeds the photo's
     gan: str = "hinge"         # or "nonsaturating"
 
 
@@ -227,6 +232,9 @@ class GenerativeObjective:
             periodic = losses.periodic_mse(x_hat.float(), x.float(), PERIODIC, PERIODIC_WINDOW)
             loss = loss + w.periodic * 255.0 ** 2 * periodic.mean()
             metrics["periodic"] = (255.0 ** 2 * periodic.mean()).detach()
+            detail, excess = losses.detail_log_l1(x_hat.float(), x.float(), DETAIL_WINDOW, one_sided=True)
+            loss = loss + w.detail * detail.mean() + w.detail_excess * excess.mean()
+            metrics["detail"], metrics["detail_excess"] = detail.mean().detach(), excess.mean().detach()
         if rendered is not None:
             metrics["psnr"] = _psnr(losses.mse(rendered.detach().clamp(0, 1), target)).detach()
         if self.train_synthesis and not self.train_codec:
