@@ -26,6 +26,14 @@ SCHEDULERS = ("ddim", "dpmsolver", "euler")
 #: terms (consistency, thumb_distortion) and the encoder search's thumb_weight all see the same thumbnail.
 THUMBNAIL = 8
 
+#: The detail measure of the evaluation (metrics.detail_ratios) and the training's detail term
+#: (losses.detail_log_l1) see the same thing: the luma (ITU-R BT.601 weights: texture is judged on
+#: brightness, as a viewer judges it) minus its 5x5 box blur, its mean square in windows of DETAIL_WINDOW
+#: pixels, floored at DETAIL_FLOOR (one 8-bit level squared, a photo's own grain) before any ratio.
+LUMA = (0.299, 0.587, 0.114)
+DETAIL_WINDOW = 8
+DETAIL_FLOOR = (1.0 / 255.0) ** 2
+
 # The most encoder-search steps one may ask for (gencodec.encoder_search): each costs a pass of the
 # synthesis transform and its gradient.
 MAX_SEARCH_STEPS = 200

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..constants import DETAIL_FLOOR, DETAIL_WINDOW, LUMA
 from ..constants import THUMBNAIL  # pixels per side of one thumbnail pixel for thumb-PSNR
 from ..errors import GencodecError
 
@@ -132,11 +133,7 @@ def mesh(decoded: np.ndarray, original: np.ndarray, period: int = MESH_PERIOD) -
     return float(np.sqrt(np.mean((phases - phases.mean((0, 1))) ** 2)))
 
 
-#: Luma weights (ITU-R BT.601): detail is judged on brightness, as a viewer judges it.
-LUMA = (0.299, 0.587, 0.114)
-#: The side in pixels of the windows `detail_ratios` compares, and the share of the photo's windows that
-#: count as its smooth (and, from the other end, its busy) part.
-DETAIL_WINDOW = 8
+#: The share of the photo's windows that count as its smooth (and, from the other end, its busy) part.
 DETAIL_SHARE = 1 / 3
 
 
@@ -156,8 +153,7 @@ def local_detail(image: np.ndarray, window: int = DETAIL_WINDOW) -> np.ndarray:
     return area_downsample(((luma - box / 25.0) ** 2)[..., None], window)[..., 0]
 
 
-def detail_ratios(decoded: np.ndarray, original: np.ndarray, floor: float = (1.0 / 255.0) ** 2
-                  ) -> tuple[float, float]:
+def detail_ratios(decoded: np.ndarray, original: np.ndarray, floor: float = DETAIL_FLOOR) -> tuple[float, float]:
     """How much fine detail the decoded image has where the photo is smooth, and where it is busy.
 
     Each is a multiple of the photo's own detail (the geometric mean over the

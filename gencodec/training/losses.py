@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..constants import DETAIL_FLOOR, DETAIL_WINDOW, LUMA
+
 
 def bits_per_pixel(bits: torch.Tensor, num_pixels: int) -> torch.Tensor:
     """Per-image rate (N,) in bits -> bits per pixel (N,)."""
@@ -50,10 +52,6 @@ def periodic_mse(a: torch.Tensor, b: torch.Tensor, period: int, window: int) -> 
     return mse(phase_deviation(a), phase_deviation(b))
 
 
-#: Luma weights (ITU-R BT.601) for the detail term: texture is judged on brightness, as a viewer judges it.
-LUMA = (0.299, 0.587, 0.114)
-
-
 def local_detail(x: torch.Tensor, window: int) -> torch.Tensor:
     """Fine-detail energy (N, 1, H/window, W/window) of [0, 1] images: the mean square of the luma's
     high-pass (luma minus its 5x5 box blur) in each `window` x `window` pixel window."""
@@ -63,7 +61,7 @@ def local_detail(x: torch.Tensor, window: int) -> torch.Tensor:
     return F.avg_pool2d((luma - blurred).pow(2), window)
 
 
-def detail_log_l1(a: torch.Tensor, b: torch.Tensor, window: int = 8, floor: float = (1.0 / 255.0) ** 2,
+def detail_log_l1(a: torch.Tensor, b: torch.Tensor, window: int = DETAIL_WINDOW, floor: float = DETAIL_FLOOR,
                   one_sided: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Per-image mean (N,) over windows of |log(detail of a) - log(detail of b)|, detail as local_detail.
 

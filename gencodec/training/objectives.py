@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from ..constants import DETAIL_WINDOW  # the detail term sees the evaluation's windows
 from ..constants import THUMBNAIL  # the thumbnail terms see the evaluation's thumbnail
 from ..evaluation.metrics import psnr_from_mse
 from ..model import CodecModel
@@ -37,8 +38,6 @@ STAGES = ("codec", "decoder", "joint", "distill")
 #: and LPIPS's AlexNet has stride 4. 64-pixel windows keep the term to truly repeating patterns.
 PERIODIC = 4
 PERIODIC_WINDOW = 64
-#: The detail term's windows in pixels: fine enough to tell a sky from the roof beside it.
-DETAIL_WINDOW = 8
 
 
 @dataclass
